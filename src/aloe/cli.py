@@ -1,0 +1,96 @@
+"""The `aloe` command line."""
+import argparse
+import os
+import signal
+import sys
+import time
+
+from aloe.graph import GraphError, ParameterFileError, check_parameters, load_graph, select_nodes
+from aloe.runner import NamespaceLock, Runner, RunnerError, describe_exit, graph_environment, node_processes
+
+
+class CliError(RuntimeError):
+    """A problem the user can fix; printed as one line."""
+
+
+def bringup(args) -> int:
+    graph = load_graph(args.description)
+    if args.only:
+        graph = select_nodes(graph, args.only)
+    namespace = args.namespace or graph.namespace
+    parameter_files = [*graph.parameter_files, *(os.path.abspath(p) for p in args.params)]
+    check_parameters(graph, namespace, parameter_files)
+
+    env = graph_environment()
+    os.environ.update(env)  # the monitor below joins the same graph as the nodes
+    domain = env.get("ROS_DOMAIN_ID", "0")
+    lock = NamespaceLock(namespace, domain)
+    lock.acquire()
+
+    from aloe.graph_monitor import GraphMonitor  # imports rclpy: only once we really start
+
+    monitor = GraphMonitor(namespace)
+    runner = Runner(node_processes(graph, namespace, parameter_files), env=env)
+    try:
+        already = monitor.nodes_in_namespace()
+        if already:
+            raise RunnerError(
+                f"namespace /{namespace.strip('/')} on ROS_DOMAIN_ID {domain} already has nodes "
+                f"({', '.join(already)}): another aloe graph is running; pick another --namespace"
+            )
+        runner.say(
+            f"starting {len(graph.nodes)} nodes in /{namespace.strip('/')} "
+            f"(ROS_DOMAIN_ID={domain}, discovery {env['ROS_AUTOMATIC_DISCOVERY_RANGE']})"
+        )
+        signal.signal(signal.SIGINT, runner.request_stop)
+        signal.signal(signal.SIGTERM, runner.request_stop)
+        started = time.monotonic()
+        runner.start()
+        how, name, code = runner.wait(args.duration)
+        elapsed = time.monotonic() - started
+        seen = monitor.snapshot()
+        if how == "died":
+            runner.say(f"node '{name}' {describe_exit(code)}: {runner.why(name)}; stopping the others")
+        codes = runner.stop()
+        report(runner, monitor, seen, elapsed, codes)
+    finally:
+        monitor.close()
+        lock.release()
+    if how == "died":
+        return 1
+    return 0 if all(c == 0 for c in codes.values()) else 1
+
+
+def report(runner: Runner, monitor, seen: dict, elapsed: float, codes: dict) -> None:
+    runner.say(f"ran {elapsed:.1f} s; nodes: " + ", ".join(f"{n} {describe_exit(c)}" for n, c in codes.items()))
+    runner.say(f"services offered: {', '.join(seen['services']) or 'none'}")
+    for name in sorted(seen["topics"]):
+        count = monitor.counts[name]
+        runner.say(f"topic {name} ({seen['topics'][name]}): {count} messages, {monitor.rate(name):.1f} Hz")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aloe", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("bringup", help="start the aloe graph (the nodes of config/bringup.yaml)")
+    run.add_argument("--namespace", help="robot namespace (default: from the bringup description, 'aloe')")
+    run.add_argument("--params", action="append", default=[], metavar="FILE", help="extra ROS 2 parameter file; later files win")
+    run.add_argument("--only", action="append", metavar="NODE", help="start only this node (repeatable)")
+    run.add_argument("--duration", type=float, help="stop after this many seconds and report (default: until Ctrl-C)")
+    run.add_argument("--description", help="bringup description YAML (default: config/bringup.yaml)")
+    run.set_defaults(handler=bringup)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (CliError, GraphError, ParameterFileError, RunnerError) as error:
+        print(f"aloe: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

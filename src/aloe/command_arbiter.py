@@ -1,0 +1,121 @@
+"""Command arbitration and safety for the 50 Hz joint command stream, without ROS.
+
+The operator has priority over the policy. A source is live while its last valid command
+is younger than `timeout_s`; when no source is live, or after an emergency stop, the robot
+holds its last commanded position. Every output is clipped to the joint limits and moves
+at most `max_velocity * dt` per step. Invalid commands (wrong length, NaN, inf) are
+rejected with a reason and never reach the robot.
+"""
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+# Values of aloe_msgs/msg/JointCommand sources, kept here so the logic needs no ROS.
+POLICY, OPERATOR, HOLD = 0, 1, 2
+SOURCE_NAMES = {POLICY: "POLICY", OPERATOR: "OPERATOR", HOLD: "HOLD"}
+
+
+@dataclass(frozen=True)
+class JointLimits:
+    lower: np.ndarray
+    upper: np.ndarray
+    max_velocity: np.ndarray  # per joint, units per second
+
+    def __post_init__(self):
+        sizes = {len(self.lower), len(self.upper), len(self.max_velocity)}
+        if len(sizes) != 1:
+            raise ValueError(f"joint limit arrays differ in length: {sorted(sizes)}")
+        if np.any(np.asarray(self.lower) > np.asarray(self.upper)):
+            raise ValueError("a lower joint limit is above its upper limit")
+        if np.any(np.asarray(self.max_velocity) <= 0):
+            raise ValueError("max velocities must be positive")
+
+    @property
+    def dof(self) -> int:
+        return len(self.lower)
+
+
+@dataclass
+class Command:
+    positions: np.ndarray
+    source: int
+    policy_version: str = ""
+    chunk_id: int = 0
+    step: int = 0
+
+
+@dataclass
+class Decision:
+    command: Command
+    reason: str  # why this source is in control
+
+
+@dataclass
+class CommandArbiter:
+    limits: JointLimits
+    timeout_s: float
+    clipped_count: int = 0
+    rejected_count: int = 0
+    estopped: bool = False
+    _latest: dict = field(default_factory=dict)  # source -> (Command, receive time)
+    _last_output: Optional[np.ndarray] = None
+
+    def validate(self, positions) -> Optional[str]:
+        """None if `positions` can be executed, else the reason it cannot."""
+        array = np.asarray(positions, dtype=float)
+        if array.shape != (self.limits.dof,):
+            return f"expected {self.limits.dof} joint positions, got {array.size}"
+        if not np.all(np.isfinite(array)):
+            return "command contains NaN or inf"
+        return None
+
+    def offer(self, command: Command, now: float) -> Optional[str]:
+        """Take a command from POLICY or OPERATOR; returns the rejection reason, if any."""
+        reason = self.validate(command.positions)
+        if reason is not None:
+            self.rejected_count += 1
+            return reason
+        command.positions = np.asarray(command.positions, dtype=float)
+        self._latest[command.source] = (command, now)
+        return None
+
+    def observe(self, measured_positions) -> None:
+        """Measured joint positions: the hold position until anything has been commanded."""
+        if self._last_output is None and self.validate(measured_positions) is None:
+            self._last_output = np.asarray(measured_positions, dtype=float)
+
+    def emergency_stop(self) -> None:
+        self.estopped = True
+
+    def release(self) -> None:
+        self.estopped = False
+        # Sources must send a fresh command after a release; nothing stale resumes.
+        self._latest.clear()
+
+    def decide(self, now: float, dt: float) -> Optional[Decision]:
+        """The command to execute this step, or None while the robot's position is unknown."""
+        chosen, reason = None, "no live source"
+        if self.estopped:
+            reason = "emergency stop"
+        else:
+            for source in (OPERATOR, POLICY):
+                entry = self._latest.get(source)
+                if entry is not None and now - entry[1] <= self.timeout_s:
+                    chosen, reason = entry[0], f"{SOURCE_NAMES[source].lower()} live"
+                    break
+        if chosen is None:
+            if self._last_output is None:
+                return None
+            chosen = Command(self._last_output.copy(), HOLD)
+        target = np.clip(chosen.positions, self.limits.lower, self.limits.upper)
+        if not np.array_equal(target, chosen.positions):
+            self.clipped_count += 1
+        if self._last_output is not None:
+            max_step = self.limits.max_velocity * dt
+            target = np.clip(target, self._last_output - max_step, self._last_output + max_step)
+        self._last_output = target
+        return Decision(
+            Command(target.copy(), chosen.source, chosen.policy_version, chosen.chunk_id, chosen.step),
+            reason,
+        )

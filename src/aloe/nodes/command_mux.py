@@ -1,0 +1,105 @@
+"""Command mux: arbitrates policy and operator commands into the safe 50 Hz `command` stream."""
+import sys
+
+from aloe_msgs.msg import JointCommand
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
+
+from aloe.command_arbiter import SOURCE_NAMES, Command, CommandArbiter, JointLimits
+from aloe.nodes.entry import NodeConfigError, declare_checked, run
+from aloe.topics import topic
+
+# ViperX 300 s arm limits (rad), twice for the two ALOHA arms; the gripper is normalised
+# to [0, 1] (closed .. open). Override per robot in the parameter file.
+ARM_LOWER = [-3.14, -1.85, -1.76, -3.14, -1.87, -3.14, 0.0]
+ARM_UPPER = [3.14, 1.26, 1.61, 3.14, 2.23, 3.14, 1.0]
+ARM_MAX_VELOCITY = [3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 5.0]
+
+PARAMETERS = {
+    "rate_hz": 50.0,
+    "source_timeout_s": 0.2,  # a source silent for longer stops driving the robot (HOLD)
+    "position_lower": ARM_LOWER * 2,
+    "position_upper": ARM_UPPER * 2,
+    "max_velocity": ARM_MAX_VELOCITY * 2,
+}
+
+
+class CommandMux(Node):
+    def __init__(self):
+        super().__init__("command_mux")
+        declare_checked(self, PARAMETERS)
+        self.rate_hz = self.get_parameter("rate_hz").value
+        try:
+            limits = JointLimits(
+                lower=self.get_parameter("position_lower").value,
+                upper=self.get_parameter("position_upper").value,
+                max_velocity=self.get_parameter("max_velocity").value,
+            )
+        except ValueError as error:
+            raise NodeConfigError(f"command_mux: {error}") from None
+        if self.rate_hz <= 0:
+            raise NodeConfigError(f"command_mux: rate_hz must be positive, got {self.rate_hz}")
+        self.arbiter = CommandArbiter(limits, self.get_parameter("source_timeout_s").value)
+        self.last_reason = None
+
+        command = topic("command")
+        self.output = self.create_publisher(JointCommand, command.name, command.qos)
+        for name, source in (("policy/command", JointCommand.SOURCE_POLICY), ("operator/command", JointCommand.SOURCE_OPERATOR)):
+            contract = topic(name)
+            self.create_subscription(
+                JointCommand, contract.name, lambda msg, s=source: self.on_command(msg, s), contract.qos
+            )
+        joint_states = topic("joint_states")
+        self.create_subscription(JointState, joint_states.name, self.on_joint_state, joint_states.qos)
+        self.create_service(Trigger, "emergency_stop", self.on_emergency_stop)
+        self.create_service(Trigger, "release", self.on_release)
+        self.create_timer(1.0 / self.rate_hz, self.tick)
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def on_command(self, msg: JointCommand, source: int) -> None:
+        command = Command(list(msg.positions), source, msg.policy_version, msg.chunk_id, msg.step)
+        reason = self.arbiter.offer(command, self.now())
+        if reason is not None:
+            self.get_logger().warning(
+                f"rejected {SOURCE_NAMES[source]} command: {reason}; holding", throttle_duration_sec=1.0
+            )
+
+    def on_joint_state(self, msg: JointState) -> None:
+        self.arbiter.observe(list(msg.position))
+
+    def on_emergency_stop(self, request, response):
+        self.arbiter.emergency_stop()
+        self.get_logger().warning("emergency stop: holding until `release`")
+        response.success, response.message = True, "holding"
+        return response
+
+    def on_release(self, request, response):
+        self.arbiter.release()
+        self.get_logger().info("emergency stop released")
+        response.success, response.message = True, "released"
+        return response
+
+    def tick(self) -> None:
+        decision = self.arbiter.decide(self.now(), 1.0 / self.rate_hz)
+        if decision is None:
+            return  # nothing commanded and no joint_states yet: nothing safe to hold
+        if decision.reason != self.last_reason:
+            self.get_logger().info(f"in control: {SOURCE_NAMES[decision.command.source]} ({decision.reason})")
+            self.last_reason = decision.reason
+        c = decision.command
+        msg = JointCommand(
+            positions=c.positions.tolist(), source=c.source, policy_version=c.policy_version, chunk_id=c.chunk_id, step=c.step
+        )
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.output.publish(msg)
+
+
+def main():
+    sys.exit(run(CommandMux))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""What every aloe node shares: checked parameter declaration and a clean `main()`."""
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+from aloe.params import ParameterFileError, unknown_parameters
+
+
+class NodeConfigError(ValueError):
+    """A node cannot start with its configuration; the message is one line for the user."""
+
+
+def declare_checked(node: Node, defaults: dict) -> None:
+    """Declare `defaults` on `node` and refuse parameters it was given but does not know.
+
+    rclpy would silently ignore them, so a typo in a parameter file would run with defaults.
+    """
+    for name, default in defaults.items():
+        node.declare_parameter(name, default)
+    given = node._parameter_overrides  # values from --params-file and -p, already matched to this node
+    unknown = unknown_parameters(given, defaults)
+    if unknown:
+        raise ParameterFileError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(repr(u) for u in unknown)} "
+            f"for node '{node.get_name()}' (known: {', '.join(sorted(defaults))})"
+        )
+
+
+def run(node_class) -> int:
+    """Spin one node until Ctrl-C or shutdown; configuration errors are one line, exit 2."""
+    rclpy.init(args=sys.argv)
+    try:
+        node = node_class()
+    except (ParameterFileError, NodeConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,78 @@
+"""Episode manager: `start_episode` / `end_episode` services, events on `episode`."""
+import sys
+
+from aloe_msgs.msg import EpisodeEvent
+from aloe_msgs.srv import EndEpisode, StartEpisode
+from rclpy.node import Node
+
+from aloe.episodes import EpisodeBook, EpisodeError, KIND_NAMES, START
+from aloe.nodes.entry import declare_checked, run
+from aloe.topics import topic
+
+PARAMETERS = {
+    "robot_name": "sim",  # prefix of episode ids
+    "time_limit_s": 0.0,  # an episode running longer ends as FAILURE; 0 disables
+}
+
+
+class EpisodeManager(Node):
+    def __init__(self):
+        super().__init__("episode_manager")
+        declare_checked(self, PARAMETERS)
+        self.book = EpisodeBook(
+            robot=self.get_parameter("robot_name").value,
+            time_limit_s=self.get_parameter("time_limit_s").value,
+        )
+        episode = topic("episode")
+        self.events = self.create_publisher(EpisodeEvent, episode.name, episode.qos)
+        self.create_service(StartEpisode, "start_episode", self.on_start)
+        self.create_service(EndEpisode, "end_episode", self.on_end)
+        self.create_timer(0.1, self.check_time_limit)
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def publish(self, episode, kind: int, reason: str = "") -> None:
+        event = EpisodeEvent(
+            episode_id=episode.episode_id,
+            kind=kind,
+            task=episode.task,
+            instruction=episode.instruction,
+            reason=reason,
+        )
+        event.header.stamp = self.get_clock().now().to_msg()
+        self.events.publish(event)
+        self.get_logger().info(f"{KIND_NAMES[kind]} {episode.episode_id} ({episode.task}) {reason}".rstrip())
+
+    def on_start(self, request, response):
+        try:
+            episode = self.book.start(request.task, request.instruction, request.seed, request.variant, self.now())
+        except EpisodeError as error:
+            response.success, response.message = False, str(error)
+            return response
+        self.publish(episode, START)
+        response.success, response.episode_id = True, episode.episode_id
+        return response
+
+    def on_end(self, request, response):
+        try:
+            episode = self.book.end(request.outcome, request.reason, self.now())
+        except EpisodeError as error:
+            response.success, response.message = False, str(error)
+            return response
+        self.publish(episode, episode.outcome, episode.reason)
+        response.success, response.episode_id = True, episode.episode_id
+        return response
+
+    def check_time_limit(self):
+        episode = self.book.expire(self.now())
+        if episode is not None:
+            self.publish(episode, episode.outcome, episode.reason)
+
+
+def main():
+    sys.exit(run(EpisodeManager))
+
+
+if __name__ == "__main__":
+    main()

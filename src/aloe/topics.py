@@ -1,0 +1,86 @@
+"""The topic contract: every topic of an aloe graph, its type and its QoS, in one place.
+
+Names are relative, so they resolve inside the node's namespace (default `/aloe`) and
+several robots can share one DDS domain. The README's topic table is checked against
+this module by the tests.
+"""
+from dataclasses import dataclass
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+# Images are fragmented by DDS; best-effort delivered 1 of 348 VGA frames between two
+# processes here while reliable delivered all of them. A short queue keeps latency low:
+# a subscriber that falls behind gets the newest frames, not a backlog.
+IMAGE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE
+)
+# The 50 Hz streams: every step matters to the recorder and the safety mux.
+STREAM_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
+)
+# Episode events are rare and must reach late joiners (a recorder started mid-episode
+# still learns the episode's task and instruction).
+LATCHED_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+CAMERAS = ("head", "left_wrist", "right_wrist")
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    type_name: str  # "package/msg/Type"
+    qos: QoSProfile
+    description: str
+
+    @property
+    def msg_type(self):
+        """The Python message class, imported on demand."""
+        package, _, type_ = self.type_name.split("/")
+        module = __import__(f"{package}.msg", fromlist=[type_])
+        return getattr(module, type_)
+
+
+def camera_topic(camera: str) -> str:
+    return f"cameras/{camera}/image_raw"
+
+
+CONTRACT = (
+    *(
+        Topic(camera_topic(c), "sensor_msgs/msg/Image", IMAGE_QOS, f"RGB image of the {c.replace('_', ' ')} camera")
+        for c in CAMERAS
+    ),
+    Topic("joint_states", "sensor_msgs/msg/JointState", STREAM_QOS, "measured joint positions and velocities, 50 Hz"),
+    Topic("policy/action_chunk", "aloe_msgs/msg/ActionChunk", STREAM_QOS, "each action chunk the actor emits"),
+    Topic("policy/command", "aloe_msgs/msg/JointCommand", STREAM_QOS, "the policy's per-step command, input to the mux"),
+    Topic("operator/command", "aloe_msgs/msg/JointCommand", STREAM_QOS, "the operator's teleop command, input to the mux"),
+    Topic("command", "aloe_msgs/msg/JointCommand", STREAM_QOS, "the arbitrated 50 Hz command the robot executes"),
+    Topic("episode", "aloe_msgs/msg/EpisodeEvent", LATCHED_QOS, "episode start and end (success, failure, abort)"),
+    Topic("critic/q_value", "aloe_msgs/msg/QValue", STREAM_QOS, "the critic's Q of every executed chunk"),
+)
+
+BY_NAME = {topic.name: topic for topic in CONTRACT}
+
+
+def topic(name: str) -> Topic:
+    return BY_NAME[name]
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    type_name: str  # "package/srv/Type"
+    server: str  # node that offers it
+    description: str
+
+
+SERVICES = (
+    Service("start_episode", "aloe_msgs/srv/StartEpisode", "episode_manager", "start an episode with a task and instruction"),
+    Service("end_episode", "aloe_msgs/srv/EndEpisode", "episode_manager", "end the running episode with its outcome"),
+    Service("emergency_stop", "std_srvs/srv/Trigger", "command_mux", "latch HOLD until `release` is called"),
+    Service("release", "std_srvs/srv/Trigger", "command_mux", "clear an emergency stop"),
+)
