@@ -23,12 +23,14 @@ class JointLimits:
     max_velocity: np.ndarray  # per joint, units per second
 
     def __post_init__(self):
+        for name in ("lower", "upper", "max_velocity"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float))
         sizes = {len(self.lower), len(self.upper), len(self.max_velocity)}
         if len(sizes) != 1:
             raise ValueError(f"joint limit arrays differ in length: {sorted(sizes)}")
-        if np.any(np.asarray(self.lower) > np.asarray(self.upper)):
+        if np.any(self.lower > self.upper):
             raise ValueError("a lower joint limit is above its upper limit")
-        if np.any(np.asarray(self.max_velocity) <= 0):
+        if np.any(self.max_velocity <= 0):
             raise ValueError("max velocities must be positive")
 
     @property

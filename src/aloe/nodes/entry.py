@@ -37,6 +37,7 @@ def run(node_class) -> int:
         print(f"error: {error}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    node.get_logger().info("ready")
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -1,0 +1,46 @@
+"""Bring up the aloe graph with a ROS 2 distribution: `ros2 launch aloe bringup.launch.py`.
+
+The nodes and parameter files come from config/bringup.yaml, the same description that
+`aloe bringup` (the launcher for pip installs) reads, so the two start the same graph.
+
+Arguments:
+  namespace:=aloe          robot namespace
+  params_file:=FILE        an extra ROS 2 parameter file, applied after config/aloe.yaml
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from aloe.graph import check_parameters, load_graph
+
+
+def nodes_for(context):
+    graph = load_graph()
+    namespace = LaunchConfiguration("namespace").perform(context)
+    extra = LaunchConfiguration("params_file").perform(context)
+    parameter_files = [*graph.parameter_files, *([extra] if extra else [])]
+    # Fail before starting anything on a malformed file or a misspelt parameter name.
+    check_parameters(graph, namespace, parameter_files)
+    return [
+        Node(
+            package="aloe",
+            executable=node.executable,
+            name=node.name,
+            namespace=namespace,
+            parameters=parameter_files,
+            output="screen",
+            emulate_tty=True,
+        )
+        for node in graph.nodes
+    ]
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("namespace", default_value=load_graph().namespace, description="robot namespace"),
+            DeclareLaunchArgument("params_file", default_value="", description="extra ROS 2 parameter file"),
+            OpaqueFunction(function=nodes_for),
+        ]
+    )

@@ -1,0 +1,103 @@
+"""`aloe bringup` starts the graph over real DDS, stops it cleanly, and reports failures."""
+import os
+import signal
+
+import pytest
+from aloe_msgs.msg import EpisodeEvent
+from aloe_msgs.srv import StartEpisode
+
+from aloe.topics import topic
+from bringup_process import Bringup
+from ros_helpers import call_service, node, spin_until
+
+
+@pytest.fixture
+def bringup(ros_domain):
+    started = []
+
+    def start(*args):
+        process = Bringup(*args)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def test_graph_serves_episodes_and_stops_cleanly_on_ctrl_c(bringup, rclpy_context):
+    graph = bringup("--namespace", "itest")
+    assert graph.wait_for(r"started command_mux"), graph.output()
+    client_node = node(rclpy_context, "tester", namespace="/itest")
+    events = []
+    episode = topic("episode")
+    client_node.create_subscription(EpisodeEvent, episode.name, events.append, episode.qos)
+    client = client_node.create_client(StartEpisode, "start_episode")
+    response = call_service(rclpy_context, client_node, client, StartEpisode.Request(task="insertion", instruction="pack the phone"), timeout_s=30)
+    assert response is not None and response.success, graph.output()
+    assert spin_until(rclpy_context, [client_node], lambda: events)
+    assert events[0].kind == EpisodeEvent.START and events[0].episode_id == response.episode_id
+    assert events[0].instruction == "pack the phone"
+
+    graph.interrupt()
+    assert graph.finish() == 0, graph.output()
+    out = graph.output()
+    assert "episode_manager exited with code 0" in out and "command_mux exited with code 0" in out
+    assert "/itest/start_episode" in out  # the summary lists what the graph offered
+
+
+def test_bounded_run_ends_by_itself_and_reports(bringup):
+    graph = bringup("--duration", "2", "--namespace", "bounded")
+    assert graph.finish(timeout_s=60) == 0, graph.output()
+    assert graph.wait_for(r"ran \d+\.\d s; nodes: episode_manager exited with code 0, command_mux exited with code 0")
+
+
+def test_a_node_that_dies_is_named_and_the_rest_are_stopped(bringup):
+    graph = bringup("--namespace", "crash")
+    victim = graph.pid_of("command_mux")
+    assert graph.wait_for(r"\[command_mux\].*ready") and graph.wait_for(r"\[episode_manager\].*ready")
+    os.kill(victim, signal.SIGKILL)
+    assert graph.finish() == 1
+    assert graph.wait_for(r"node 'command_mux' killed by SIGKILL: .*; stopping the others"), graph.output()
+    assert "episode_manager exited with code 0" in graph.output()
+
+
+def test_a_node_that_refuses_its_configuration_is_reported_with_its_reason(bringup, tmp_path):
+    bad = tmp_path / "limits.yaml"
+    bad.write_text("/**/command_mux:\n  ros__parameters:\n    position_lower: [0.0, 0.0, 0.0]\n")
+    graph = bringup("--namespace", "badcfg", "--params", str(bad))
+    assert graph.finish() == 1
+    assert graph.wait_for(r"node 'command_mux' exited with code 2: error: command_mux: joint limit arrays differ in length"), graph.output()
+
+
+def test_second_bringup_on_the_same_namespace_is_refused(bringup):
+    first = bringup("--namespace", "twice")
+    assert first.wait_for(r"\[command_mux\].*ready")
+    second = bringup("--namespace", "twice", "--duration", "1")
+    assert second.finish() == 2
+    assert "another aloe bringup" in second.output() and "Traceback" not in second.output()
+    first.interrupt()
+    assert first.finish() == 0
+
+
+def test_bringup_refuses_a_namespace_that_already_has_nodes(bringup, rclpy_context):
+    """Another machine's (or a hand-started) graph in the namespace is found through DDS."""
+    squatter = node(rclpy_context, "command_mux", namespace="/taken")
+    graph = bringup("--namespace", "taken", "--duration", "1")
+    spin_until(rclpy_context, [squatter], lambda: graph.process.poll() is not None, timeout_s=30)
+    assert graph.finish() == 2
+    assert "namespace /taken on ROS_DOMAIN_ID" in graph.output() and "command_mux" in graph.output()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--only", "nope"], "unknown node name nope"),
+        (["--params", "/nonexistent/p.yaml"], "parameter file /nonexistent/p.yaml does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(bringup, args, message):
+    graph = bringup(*args, "--duration", "1")
+    assert graph.finish() == 2
+    assert graph.output().strip() == f"aloe: error: {message}" or message in graph.output()
+    assert len(graph.output().strip().splitlines()) == 1

@@ -1,0 +1,92 @@
+"""The safety mux's logic: priority, staleness, rejection, limits, emergency stop."""
+import numpy as np
+import pytest
+
+from aloe.command_arbiter import HOLD, OPERATOR, POLICY, Command, CommandArbiter, JointLimits
+
+DT = 0.02
+
+
+def make_arbiter(dof=3, timeout_s=0.2, max_velocity=100.0):
+    # Plain lists, as ROS parameters arrive.
+    limits = JointLimits(lower=[-1.0] * dof, upper=[1.0] * dof, max_velocity=[max_velocity] * dof)
+    return CommandArbiter(limits, timeout_s)
+
+
+def test_position_unknown_means_no_output():
+    assert make_arbiter().decide(now=0.0, dt=DT) is None
+
+
+def test_operator_has_priority_and_policy_resumes_after_operator_goes_silent():
+    arbiter = make_arbiter()
+    arbiter.offer(Command([0.1, 0.1, 0.1], POLICY, "v1", chunk_id=4, step=2), now=0.0)
+    arbiter.offer(Command([0.2, 0.2, 0.2], OPERATOR), now=0.0)
+    decision = arbiter.decide(now=0.01, dt=DT)
+    assert decision.command.source == OPERATOR
+    np.testing.assert_allclose(decision.command.positions, 0.2)
+    arbiter.offer(Command([0.3, 0.3, 0.3], POLICY, "v1", chunk_id=5, step=0), now=0.15)
+    decision = arbiter.decide(now=0.3, dt=DT)  # operator last spoke 0.3 s ago > timeout
+    assert decision.command.source == POLICY
+    assert (decision.command.policy_version, decision.command.chunk_id) == ("v1", 5)
+
+
+def test_silent_sources_turn_into_hold_at_the_last_output():
+    arbiter = make_arbiter(timeout_s=0.1)
+    arbiter.offer(Command([0.5, -0.5, 0.0], POLICY), now=0.0)
+    assert arbiter.decide(now=0.05, dt=DT).command.source == POLICY
+    decision = arbiter.decide(now=0.2, dt=DT)
+    assert decision.command.source == HOLD
+    assert decision.reason == "no live source"
+    np.testing.assert_allclose(decision.command.positions, [0.5, -0.5, 0.0])
+
+
+@pytest.mark.parametrize(
+    "positions, reason",
+    [([0.1, 0.2], "expected 3 joint positions, got 2"), ([0.1, float("nan"), 0.0], "NaN or inf"), ([0.1, float("inf"), 0.0], "NaN or inf")],
+)
+def test_invalid_commands_are_rejected_and_the_robot_holds(positions, reason):
+    arbiter = make_arbiter()
+    arbiter.observe([0.3, 0.3, 0.3])
+    assert reason in arbiter.offer(Command(positions, POLICY), now=0.0)
+    assert arbiter.rejected_count == 1
+    decision = arbiter.decide(now=0.01, dt=DT)
+    assert decision.command.source == HOLD
+    np.testing.assert_allclose(decision.command.positions, 0.3)
+
+
+def test_targets_outside_limits_are_clipped_and_counted():
+    arbiter = make_arbiter()
+    arbiter.offer(Command([5.0, -5.0, 0.5], OPERATOR), now=0.0)
+    decision = arbiter.decide(now=0.0, dt=DT)
+    np.testing.assert_allclose(decision.command.positions, [1.0, -1.0, 0.5])
+    assert arbiter.clipped_count == 1
+
+
+def test_velocity_limit_bounds_each_step():
+    arbiter = make_arbiter(max_velocity=1.0)
+    arbiter.observe([0.0, 0.0, 0.0])
+    arbiter.offer(Command([1.0, -1.0, 0.01], POLICY), now=0.0)
+    decision = arbiter.decide(now=0.0, dt=DT)
+    np.testing.assert_allclose(decision.command.positions, [0.02, -0.02, 0.01])
+
+
+def test_emergency_stop_latches_hold_until_release_and_needs_fresh_commands():
+    arbiter = make_arbiter()
+    arbiter.offer(Command([0.4, 0.4, 0.4], OPERATOR), now=0.0)
+    arbiter.decide(now=0.0, dt=DT)
+    arbiter.emergency_stop()
+    arbiter.offer(Command([0.9, 0.9, 0.9], OPERATOR), now=0.01)
+    decision = arbiter.decide(now=0.02, dt=DT)
+    assert decision.command.source == HOLD and decision.reason == "emergency stop"
+    np.testing.assert_allclose(decision.command.positions, 0.4)
+    arbiter.release()
+    assert arbiter.decide(now=0.03, dt=DT).command.source == HOLD  # the pre-release command is gone
+    arbiter.offer(Command([0.5, 0.5, 0.5], OPERATOR), now=0.04)
+    assert arbiter.decide(now=0.05, dt=DT).command.source == OPERATOR
+
+
+def test_inconsistent_limits_are_refused():
+    with pytest.raises(ValueError, match="differ in length"):
+        JointLimits(lower=[0.0, 0.0], upper=[1.0], max_velocity=[1.0, 1.0])
+    with pytest.raises(ValueError, match="above its upper"):
+        JointLimits(lower=[1.0], upper=[0.0], max_velocity=[1.0])

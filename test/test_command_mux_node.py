@@ -1,0 +1,42 @@
+"""The command mux node over real DDS: holds the measured pose, follows the policy, rejects NaN."""
+import numpy as np
+from aloe_msgs.msg import JointCommand
+from sensor_msgs.msg import JointState
+
+from aloe.topics import topic
+from test_bringup import bringup  # noqa: F401  (fixture)
+from ros_helpers import node, spin_until
+
+HOME = [0.05 * i for i in range(14)]  # inside every joint limit
+
+
+def test_mux_holds_measured_pose_follows_policy_and_holds_on_bad_commands(bringup, rclpy_context):  # noqa: F811
+    graph = bringup("--namespace", "mux", "--only", "command_mux")
+    assert graph.wait_for(r"\[command_mux\].*ready"), graph.output()
+    tester = node(rclpy_context, "tester", namespace="/mux")
+    commands = []
+    out = topic("command")
+    tester.create_subscription(JointCommand, out.name, commands.append, out.qos)
+    joint_states = tester.create_publisher(JointState, "joint_states", topic("joint_states").qos)
+    policy = tester.create_publisher(JointCommand, "policy/command", topic("policy/command").qos)
+
+    def latest(source):
+        return lambda: commands and commands[-1].source == source
+
+    tester.create_timer(0.02, lambda: joint_states.publish(JointState(position=HOME)))
+    assert spin_until(rclpy_context, [tester], latest(JointCommand.SOURCE_HOLD), timeout_s=20), graph.output()
+    np.testing.assert_allclose(commands[-1].positions, HOME)
+
+    target = list(np.array(HOME) + 0.01)
+    step = JointCommand(positions=target, source=JointCommand.SOURCE_POLICY, policy_version="v3", chunk_id=7, step=1)
+    timer = tester.create_timer(0.02, lambda: policy.publish(step))
+    assert spin_until(rclpy_context, [tester], latest(JointCommand.SOURCE_POLICY))
+    assert (commands[-1].policy_version, commands[-1].chunk_id) == ("v3", 7)
+    np.testing.assert_allclose(commands[-1].positions, target)
+
+    tester.destroy_timer(timer)
+    bad = JointCommand(positions=[float("nan")] * 14, source=JointCommand.SOURCE_POLICY)
+    tester.create_timer(0.02, lambda: policy.publish(bad))
+    assert spin_until(rclpy_context, [tester], latest(JointCommand.SOURCE_HOLD))
+    np.testing.assert_allclose(commands[-1].positions, target)  # holds the last safe position
+    assert graph.wait_for(r"rejected POLICY command: command contains NaN or inf; holding")
