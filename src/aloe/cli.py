@@ -7,6 +7,7 @@ import time
 
 from aloe.graph import GraphError, ParameterFileError, check_parameters, load_graph, select_nodes
 from aloe.runner import NamespaceLock, Runner, RunnerError, describe_exit, graph_environment, node_processes
+from aloe.topics import SERVICES
 
 
 class CliError(RuntimeError):
@@ -48,7 +49,8 @@ def bringup(args) -> int:
         runner.start()
         how, name, code = runner.wait(args.duration)
         elapsed = time.monotonic() - started
-        seen = monitor.snapshot()
+        executables = {node.executable for node in graph.nodes}
+        seen = monitor.snapshot([s.name for s in SERVICES if s.server in executables])
         if how == "died":
             runner.say(f"node '{name}' {describe_exit(code)}: {runner.why(name)}; stopping the others")
         codes = runner.stop()

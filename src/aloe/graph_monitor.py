@@ -64,8 +64,21 @@ class GraphMonitor:
             name for name, ns in self.node.get_node_names_and_namespaces() if ns == self.namespace
         )
 
-    def snapshot(self) -> dict:
-        """Topics with a publisher in the namespace, and the services offered there."""
+    def snapshot(self, expected_services=(), timeout_s: float = 5.0) -> dict:
+        """Topics with a publisher in the namespace, and the services offered there.
+
+        Endpoint discovery can lag a node's start by a moment, so this waits up to
+        `timeout_s` for the services the running nodes are known to offer.
+        """
+        wanted = {f"{self.namespace}/{name}" for name in expected_services}
+        deadline = time.monotonic() + timeout_s
+        seen = self._graph()
+        while not wanted <= set(seen["services"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            seen = self._graph()
+        return seen
+
+    def _graph(self) -> dict:
         prefix = self.namespace + "/"
         topics = {}
         for name, types in self.node.get_topic_names_and_types():
