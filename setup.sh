@@ -31,12 +31,13 @@ fi
 mkdir -p "$stamps"
 
 # 1. Python packages.
-reqs=$(fingerprint "$root/requirements.txt")
+reqs=$(fingerprint "$root/requirements.txt" "$root/requirements-assets.txt")
 if up_to_date requirements "$reqs"; then
   step "python packages: up to date"
 else
   step "installing python packages (torch, ROS 2 Kilted wheels, colcon, ...)"
   pip_install -r "$root/requirements.txt"
+  pip_install --no-deps -r "$root/requirements-assets.txt"
   echo "$reqs" > "$stamps/requirements"
 fi
 

@@ -82,14 +82,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, help="stop after this many seconds and report (default: until Ctrl-C)")
     run.add_argument("--description", help="bringup description YAML (default: config/bringup.yaml)")
     run.set_defaults(handler=bringup)
+
+    from aloe.learning import command as train_command
+
+    train = commands.add_parser("train", help="train a policy (aloe, bc, ibc or mc) and write a checkpoint")
+    train_command.add_arguments(train)
+    train.set_defaults(handler=train_command.run)
     return parser
+
+
+def learning_errors() -> tuple:
+    """Errors of `aloe train` that are the user's to fix: printed as one line."""
+    from aloe.learning.checkpoint import CheckpointError
+    from aloe.learning.config import ConfigError
+    from aloe.learning.data import DataError
+    from aloe.learning.text import TextModelError
+    from aloe.learning.train import TrainingError
+
+    return (CheckpointError, ConfigError, DataError, TextModelError, TrainingError)
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (CliError, GraphError, ParameterFileError, RunnerError) as error:
+    except (CliError, GraphError, ParameterFileError, RunnerError, *learning_errors()) as error:
         print(f"aloe: error: {error}", file=sys.stderr)
         return 2
 

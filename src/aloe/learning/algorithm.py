@@ -1,0 +1,163 @@
+"""Action-level off-policy evaluation and advantage-weighted improvement, top to bottom.
+
+One post-training round, given chunk transitions from old policies and operators and the
+current actor pi:
+
+1. Policy evaluation (chunked TD). Every Q-head of the ensemble regresses
+       y = sum_{i<H} gamma^i r_t+i + gamma^H * Qbar(s_t+H, a'),   a' ~ pi(. | s_t+H)
+   where Qbar is the pessimistic combination (min, or mean - lambda * std) of slowly
+   Polyak-averaged target heads. Because a' comes from the *current* actor and not from
+   the data, Q estimates the value of the current policy from data it did not collect.
+   pi does not change while it is evaluated, so a' is drawn once per round (a small pool
+   per next state) and the critic then trains on cached features at full speed.
+2. Advantages. V(s) = mean over M actions a_m ~ pi(s) of Qbar(s, a_m); A = Qbar(s, a) - V(s)
+   for the chunk a in the data (policy and operator chunks alike).
+3. Improvement. Flow matching on every data chunk weighted by clip(exp(A / beta), w_max):
+   the weighted maximum-likelihood form of the KL-constrained improvement
+   pi* ∝ pi_ref * exp(A / beta). As beta grows the weights tend to 1: behaviour cloning.
+
+Baselines reuse steps 3 with other weights: BC (all 1), intervention-weighted BC
+(chunks with operator steps up-weighted) and a trajectory-level baseline (A = G_t - V(s)
+with V regressed on Monte-Carlo returns G_t instead of an action-level critic).
+"""
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from aloe.learning.config import CriticConfig, ImprovementConfig
+
+
+# --- 1. policy evaluation ------------------------------------------------------------------
+def pessimistic(q, config: CriticConfig):
+    """Combine ensemble values (K, B) into one conservative value per sample (B,)."""
+    if config.pessimism == "min":
+        return q.min(dim=0).values
+    return q.mean(dim=0) - config.pessimism_lambda * q.std(dim=0)
+
+
+@dataclass
+class CriticData:
+    """What policy evaluation needs, as tensors (actions normalised)."""
+
+    features: torch.Tensor  # (M, F) one row per observation
+    obs: torch.Tensor  # (N,) row of s_t
+    next_obs: torch.Tensor  # (N,) row of s_t+H, -1 where the chunk ends the episode
+    actions: torch.Tensor  # (N, H, A) the chunk taken in the data
+    reward: torch.Tensor  # (N,) discounted reward inside the chunk
+    discount: torch.Tensor  # (N,) gamma^H, or 0 at the end of a terminal episode
+    next_actions: torch.Tensor  # (N, P, H, A) a' drawn from the policy being evaluated at s_t+H
+
+    def __len__(self):
+        return len(self.obs)
+
+
+def td_target(target_critic, data: CriticData, index, pick, config: CriticConfig):
+    """Chunked TD target y for the transitions `index`, each with its `pick`-th sampled a'."""
+    next_features = data.features[data.next_obs[index].clamp(min=0)]
+    next_q = pessimistic(target_critic(next_features, data.next_actions[index, pick]), config)
+    # discount is 0 past a success or failure, so nothing is bootstrapped there.
+    return data.reward[index] + data.discount[index] * next_q
+
+
+def polyak_update(target, online, tau: float) -> None:
+    with torch.no_grad():
+        for t, o in zip(target.parameters(), online.parameters()):
+            t.lerp_(o, tau)
+
+
+def fit_critic(critic, data: CriticData, config: CriticConfig, steps: int, batch_size: int,
+               generator=None, forward=None, on_step=None):
+    """Train `critic` in place by chunked TD; `forward` may be a DDP wrapper of it."""
+    forward = forward or critic
+    target = copy.deepcopy(critic).requires_grad_(False)
+    optimizer = torch.optim.Adam(critic.parameters(), lr=config.lr)
+    samples = data.next_actions.shape[1]
+    device = data.features.device
+    for step in range(steps):
+        index = torch.randint(len(data), (batch_size,), generator=generator).to(device)
+        pick = torch.randint(samples, (batch_size,), generator=generator).to(device)
+        with torch.no_grad():
+            y = td_target(target, data, index, pick, config)
+        q = forward(data.features[data.obs[index]], data.actions[index])  # (K, B)
+        loss = (q - y).pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        polyak_update(target, critic, config.polyak)
+        if on_step is not None:
+            on_step(step, {"critic/td_loss": loss.item(), "critic/q_mean": q.mean().item(), "critic/target_mean": y.mean().item()})
+    return target
+
+
+def sample_policy_actions(actor, features, samples: int, generator=None, batch: int = 1024):
+    """(N, samples, H, A) chunks from the actor at each row of `features`."""
+    repeated = features.repeat_interleave(samples, dim=0)
+    chunks = [actor.sample(repeated[i:i + batch], generator) for i in range(0, len(repeated), batch)]
+    return torch.cat(chunks).view(len(features), samples, *chunks[0].shape[1:])
+
+
+# --- 2. advantages -------------------------------------------------------------------------
+@torch.no_grad()
+def action_level_advantages(critic, features, actions, policy_actions, config: CriticConfig, batch: int = 1024):
+    """A = Qbar(s, a) - mean_m Qbar(s, a_m) with a_m ~ pi(s): `policy_actions` is (N, M, H, A)."""
+    advantages = []
+    for i in range(0, len(features), batch):
+        f, a, pa = features[i:i + batch], actions[i:i + batch], policy_actions[i:i + batch]
+        q = pessimistic(critic(f, a), config)
+        samples = pa.shape[1]
+        v = pessimistic(critic(f.repeat_interleave(samples, 0), pa.flatten(0, 1)), config).view(-1, samples).mean(1)
+        advantages.append(q - v)
+    return torch.cat(advantages)
+
+
+def fit_value(value, features, returns, steps: int, batch_size: int, lr: float, generator=None, forward=None, on_step=None):
+    """The trajectory-level baseline's V(s): regression on Monte-Carlo returns."""
+    forward = forward or value
+    optimizer = torch.optim.Adam(value.parameters(), lr=lr)
+    for step in range(steps):
+        index = torch.randint(len(features), (batch_size,), generator=generator).to(features.device)
+        loss = (forward(features[index]) - returns[index]).pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if on_step is not None:
+            on_step(step, {"value/mc_loss": loss.item()})
+
+
+def advantage_weights(advantages, beta: float, max_weight: float):
+    """clip(exp(A / beta), max = max_weight), computed without overflow."""
+    return torch.exp(torch.clamp(advantages / beta, max=torch.log(torch.tensor(max_weight)).item()))
+
+
+def intervention_weights(intervention, config: ImprovementConfig):
+    """HG-DAgger-style: chunks the operator corrected count `intervention_weight` times."""
+    weights = torch.ones(len(intervention))
+    weights[intervention] = config.intervention_weight
+    return weights
+
+
+# --- 3. improvement ------------------------------------------------------------------------
+def weighted_flow_matching(actor_forward, features, actions, mask, weights):
+    """Mean of w_i * flow-matching loss_i over the batch."""
+    return (weights * actor_forward(features, actions, mask)).mean()
+
+
+def fit_actor(actor, features, actions, mask, weights, steps: int, batch_size: int, lr: float,
+              generator=None, forward=None, on_step=None):
+    """Advantage-weighted (or plain, with unit weights) flow matching on fixed features.
+
+    Weights are divided by their data mean so every algorithm trains at the same step size;
+    the optimum pi ∝ pi_ref * w does not change under that scaling.
+    """
+    forward = forward or actor
+    weights = weights / weights.mean()
+    optimizer = torch.optim.Adam(actor.parameters(), lr=lr)
+    for step in range(steps):
+        index = torch.randint(len(actions), (batch_size,), generator=generator).to(actions.device)
+        loss = weighted_flow_matching(forward, features[index], actions[index], mask[index], weights[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if on_step is not None:
+            on_step(step, {"actor/weighted_fm_loss": loss.item()})

@@ -1,0 +1,105 @@
+"""Configuration of the learning core, as plain dataclasses (saved inside every checkpoint)."""
+from dataclasses import asdict, dataclass, field, fields
+
+ALGORITHMS = ("aloe", "bc", "ibc", "mc")
+
+
+@dataclass
+class ModelConfig:
+    horizon: int = 50  # action chunk length H, steps at 50 Hz
+    action_dim: int = 14
+    joint_dim: int = 14
+    cameras: int = 3  # head, left wrist, right wrist
+    image_size: tuple = (96, 128)  # (height, width) the encoder sees
+    use_images: bool = True
+    use_language: bool = True
+    feature_dim: int = 256  # observation embedding shared by actor and critic
+    keypoints: int = 32  # spatial-softmax keypoints per camera
+    actor_hidden: int = 512
+    actor_blocks: int = 3
+    flow_steps: int = 10  # Euler steps from noise to an action chunk
+    ensemble_size: int = 10  # K Q-heads
+    critic_hidden: int = 256
+    value_hidden: int = 256  # the Monte-Carlo baseline's V(s)
+
+
+@dataclass
+class DataConfig:
+    stride: int = 10  # steps between consecutive chunk transitions
+    gamma: float = 0.998  # per 50 Hz step: gamma^H = 0.90 per 50-step chunk
+    success_reward: float = 1.0
+    time_cost: float = 0.0  # per-step cost, so that faster success is worth more
+
+
+@dataclass
+class CriticConfig:
+    pessimism: str = "min"  # "min" over the ensemble, or "mean_std": mean - lam * std
+    pessimism_lambda: float = 1.0
+    polyak: float = 0.005  # target heads track the online heads at this rate per step
+    lr: float = 3e-4
+    target_action_samples: int = 4  # a' ~ pi(s_t+H) drawn per next state, once per round
+
+
+@dataclass
+class ImprovementConfig:
+    beta: float = 0.05  # temperature of exp(A / beta); large beta turns into BC
+    max_weight: float = 20.0
+    value_samples: int = 8  # M actions from the actor to estimate V(s)
+    intervention_weight: float = 5.0  # ibc: weight of chunks with operator steps
+
+
+@dataclass
+class TrainConfig:
+    algo: str = "aloe"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    improve: ImprovementConfig = field(default_factory=ImprovementConfig)
+    pretrain_steps: int = 2000  # BC of encoder and actor, when no initial checkpoint is given
+    critic_steps: int = 2000  # policy evaluation (aloe's critic, mc's value)
+    improve_steps: int = 1000  # advantage-weighted flow matching on frozen features
+    batch_size: int = 64
+    lr: float = 3e-4
+    seed: int = 0
+
+
+class ConfigError(ValueError):
+    """A configuration value or file that cannot be used; one line for the user."""
+
+
+def to_dict(config) -> dict:
+    return asdict(config)
+
+
+def from_dict(cls, values: dict, where: str = "config"):
+    """Build dataclass `cls` from nested dicts, refusing unknown keys with a clear message."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} (known: {', '.join(known)})")
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(cls(), name)
+        if hasattr(default, "__dataclass_fields__"):
+            kwargs[name] = from_dict(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    config = cls(**kwargs)
+    validate(config, where)
+    return config
+
+
+def validate(config, where: str = "config") -> None:
+    if isinstance(config, TrainConfig):
+        if config.algo not in ALGORITHMS:
+            raise ConfigError(f"{where}.algo: unknown algorithm '{config.algo}' (valid: {', '.join(ALGORITHMS)})")
+        if config.critic.pessimism not in ("min", "mean_std"):
+            raise ConfigError(f"{where}.critic.pessimism must be 'min' or 'mean_std', got '{config.critic.pessimism}'")
+        if config.improve.beta <= 0:
+            raise ConfigError(f"{where}.improve.beta must be positive, got {config.improve.beta}")
+        if config.model.horizon < 1 or config.data.stride < 1:
+            raise ConfigError(f"{where}: horizon and stride must be at least 1")

@@ -1,0 +1,195 @@
+"""The networks: observation encoder, flow-matching actor, Q-ensemble and the MC value baseline.
+
+All of them work on normalised quantities; `aloe.learning.policy` wraps them with the
+normalisation for the robot.
+"""
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from aloe.learning.config import ModelConfig
+from aloe.learning.text import EMBEDDING_DIM
+
+
+class SpatialSoftmax(nn.Module):
+    """Expected image coordinates of each channel's activation: where things are, not just what."""
+
+    def forward(self, x):
+        batch, channels, height, width = x.shape
+        attention = x.flatten(2).softmax(-1).view(batch, channels, height, width)
+        ys = torch.linspace(-1, 1, height, device=x.device)
+        xs = torch.linspace(-1, 1, width, device=x.device)
+        return torch.cat([(attention.sum(3) * ys).sum(-1), (attention.sum(2) * xs).sum(-1)], dim=1)
+
+
+class ImageEncoder(nn.Module):
+    """A small conv net shared by all cameras: uint8 images to keypoint features."""
+
+    def __init__(self, keypoints: int):
+        super().__init__()
+        layers, channels = [], 3
+        for width in (32, 64, 128):
+            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.GroupNorm(8, width), nn.SiLU()]
+            channels = width
+        layers += [nn.Conv2d(channels, keypoints, 1)]
+        self.net = nn.Sequential(*layers)
+        self.keypoints = SpatialSoftmax()
+        self.out_dim = 2 * keypoints
+
+    def forward(self, images):  # (N, H, W, 3) uint8
+        x = images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        return self.keypoints(self.net(x))
+
+
+class ObservationEncoder(nn.Module):
+    """Three camera images, joint state and the instruction embedding to one feature vector."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        width = config.feature_dim
+        parts = width  # joints
+        if config.use_images:
+            self.images = ImageEncoder(config.keypoints)
+            self.camera_embedding = nn.Parameter(torch.randn(config.cameras, self.images.out_dim) * 0.02)
+            parts += config.cameras * self.images.out_dim
+        if config.use_language:
+            self.language = nn.Linear(EMBEDDING_DIM, width)
+            parts += width
+        self.joints = nn.Linear(config.joint_dim, width)
+        self.fuse = nn.Sequential(nn.Linear(parts, width), nn.SiLU(), nn.Linear(width, width), nn.LayerNorm(width))
+
+    def forward(self, joints, images=None, language=None):
+        """joints (B, J) normalised; images (B, cameras, H, W, 3) uint8; language (B, 384)."""
+        parts = [self.joints(joints)]
+        if self.config.use_images:
+            batch, cameras = images.shape[:2]
+            per_camera = self.images(images.flatten(0, 1)).view(batch, cameras, -1) + self.camera_embedding
+            parts.append(per_camera.flatten(1))
+        if self.config.use_language:
+            parts.append(self.language(language))
+        return self.fuse(torch.cat(parts, dim=-1))
+
+
+def time_embedding(t, dim: int = 64):
+    """Sinusoidal embedding of the flow time t in [0, 1]."""
+    half = dim // 2
+    frequencies = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
+    angles = (1000.0 * t)[:, None] * frequencies[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, width: int, condition: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.film = nn.Linear(condition, 2 * width)
+        self.net = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, x, condition):
+        scale, shift = self.film(condition).chunk(2, dim=-1)
+        return x + self.net(self.norm(x) * (1 + scale) + shift)
+
+
+class FlowActor(nn.Module):
+    """Velocity field v(x_t, t | features) over whole action chunks (rectified flow).
+
+    x_0 is Gaussian noise, x_1 the (normalised) action chunk, x_t = (1 - t) x_0 + t x_1,
+    and the network regresses the straight-line velocity x_1 - x_0. Sampling integrates
+    the field from noise with `flow_steps` Euler steps.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        chunk = config.horizon * config.action_dim
+        width = config.actor_hidden
+        condition = config.feature_dim + 64
+        self.condition = nn.Sequential(nn.Linear(condition, width), nn.SiLU())
+        self.inp = nn.Linear(chunk, width)
+        self.blocks = nn.ModuleList(ResidualBlock(width, width) for _ in range(config.actor_blocks))
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, chunk))
+
+    def velocity(self, features, x_t, t):
+        condition = self.condition(torch.cat([features, time_embedding(t)], dim=-1))
+        h = self.inp(x_t.flatten(1))
+        for block in self.blocks:
+            h = block(h, condition)
+        return self.out(h).view_as(x_t)
+
+    def forward(self, features, actions, mask):
+        """Per-sample flow-matching loss (B,), averaged over the valid steps of each chunk.
+
+        This is `forward` so that DistributedDataParallel sees the call it synchronises.
+        """
+        noise = torch.randn_like(actions)
+        t = torch.rand(actions.shape[0], device=actions.device)
+        x_t = (1 - t[:, None, None]) * noise + t[:, None, None] * actions
+        error = (self.velocity(features, x_t, t) - (actions - noise)).pow(2).mean(-1)
+        mask = mask.float()
+        return (error * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+
+    @torch.no_grad()
+    def sample(self, features, generator=None):
+        """One action chunk (B, H, A) per row of `features`, normalised units."""
+        shape = (features.shape[0], self.config.horizon, self.config.action_dim)
+        x = torch.randn(shape, generator=generator, device=features.device)
+        steps = self.config.flow_steps
+        for i in range(steps):
+            t = torch.full((shape[0],), i / steps, device=features.device)
+            x = x + self.velocity(features, x, t) / steps
+        return x
+
+
+class EnsembleLinear(nn.Module):
+    """K independent linear layers applied at once: (K, B, in) -> (K, B, out)."""
+
+    def __init__(self, members: int, inputs: int, outputs: int):
+        super().__init__()
+        bound = 1 / math.sqrt(inputs)
+        self.weight = nn.Parameter(torch.empty(members, inputs, outputs).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, 1, outputs).uniform_(-bound, bound))
+
+    def forward(self, x):
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class CriticEnsemble(nn.Module):
+    """K Q-heads over (observation features, action chunk); independent initialisations make
+    them agree where data constrains them and spread where it does not."""
+
+    def __init__(self, config: ModelConfig, feature_dim=None):
+        super().__init__()
+        self.members = config.ensemble_size
+        inputs = (feature_dim or config.feature_dim) + config.horizon * config.action_dim
+        width = config.critic_hidden
+        self.layers = nn.ModuleList(
+            [EnsembleLinear(self.members, inputs, width), EnsembleLinear(self.members, width, width)]
+        )
+        self.head = EnsembleLinear(self.members, width, 1)
+
+    def forward(self, features, actions):
+        """Q of every head: (K, B)."""
+        x = torch.cat([features, actions.flatten(1)], dim=-1)
+        x = x.unsqueeze(0).expand(self.members, *x.shape)
+        for layer in self.layers:
+            x = layer(x)
+            x = F.silu(F.layer_norm(x, x.shape[-1:]))
+        return self.head(x).squeeze(-1)
+
+
+class ValueNet(nn.Module):
+    """V(s) of the trajectory-level baseline, regressed on Monte-Carlo returns."""
+
+    def __init__(self, config: ModelConfig, feature_dim=None):
+        super().__init__()
+        width = config.value_hidden
+        self.net = nn.Sequential(
+            nn.Linear(feature_dim or config.feature_dim, width), nn.LayerNorm(width), nn.SiLU(),
+            nn.Linear(width, width), nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, 1),
+        )
+
+    def forward(self, features):
+        return self.net(features).squeeze(-1)

@@ -1,0 +1,69 @@
+"""A loaded checkpoint as the robot uses it: observation in, action chunk (and its Q) out."""
+from typing import Optional
+
+import numpy as np
+import torch
+
+from aloe.learning.algorithm import pessimistic
+from aloe.learning.checkpoint import Checkpoint, load_checkpoint
+from aloe.learning.text import EMBEDDING_DIM
+from aloe.learning.train import resize_images
+
+
+class Policy:
+    def __init__(self, checkpoint: Checkpoint):
+        self.checkpoint = checkpoint
+        self.model = checkpoint.model.eval()
+        self.config = checkpoint.config
+        self.normalizer = checkpoint.normalizer
+        self._language = None
+
+    @classmethod
+    def load(cls, path) -> "Policy":
+        return cls(load_checkpoint(path))
+
+    @property
+    def version(self) -> str:
+        return self.checkpoint.version
+
+    @property
+    def has_critic(self) -> bool:
+        return self.model.critic is not None
+
+    def _instruction(self, instruction: str):
+        if not self.config.model.use_language:
+            return None
+        if self._language is None:
+            from aloe.learning.text import language_encoder
+
+            self._language = language_encoder()
+        return self._language.embed([instruction]).view(1, EMBEDDING_DIM)
+
+    @torch.no_grad()
+    def features(self, joints, images: Optional[np.ndarray], instruction: str):
+        joints = torch.tensor(self.normalizer.joints(np.asarray(joints, dtype=np.float32)), dtype=torch.float32)[None]
+        image_tensor = None
+        if self.config.model.use_images:
+            image_tensor = torch.from_numpy(resize_images(np.asarray(images, dtype=np.uint8), self.config.model.image_size))[None]
+        return self.model.encoder(joints, image_tensor, self._instruction(instruction))
+
+    @torch.no_grad()
+    def act(self, joints, images, instruction: str, generator=None) -> np.ndarray:
+        """One action chunk (H, A) in robot units for the current observation."""
+        chunk = self.model.actor.sample(self.features(joints, images, instruction), generator)[0].numpy()
+        return self.normalizer.unnormalize_actions(chunk).astype(np.float32)
+
+    @torch.no_grad()
+    def q_values(self, joints, images, instruction: str, chunk) -> dict:
+        """The critic's view of executing `chunk` (H, A robot units) from this observation."""
+        if not self.has_critic:
+            raise RuntimeError(f"checkpoint {self.version} ({self.checkpoint.algo}) has no critic")
+        features = self.features(joints, images, instruction)
+        actions = torch.tensor(self.normalizer.actions(np.asarray(chunk, dtype=np.float32)), dtype=torch.float32)[None]
+        q = self.model.critic(features, actions)  # (K, 1)
+        return {
+            "members": q[:, 0].numpy(),
+            "mean": float(q.mean()),
+            "std": float(q.std()),
+            "pessimistic": float(pessimistic(q, self.config.critic)[0]),
+        }

@@ -1,0 +1,302 @@
+"""One training run of any algorithm: the phases around `aloe.learning.algorithm`.
+
+  pretrain  (only without an initial checkpoint) behaviour cloning of encoder and actor on
+            images, joints and instruction: the policy that post-training starts from
+  encode    observation features with the now frozen encoder, cached for all later phases
+  evaluate  aloe: the chunked-TD critic of the current actor; mc: V(s) on Monte-Carlo returns
+  improve   flow matching of the actor on cached features, weighted per algorithm
+            (aloe: clip(exp(A/beta)); mc: the same with A = G - V; ibc: operator chunks
+            up-weighted; bc: all ones)
+
+Runs unchanged under `torchrun --nproc_per_node N`: every phase's trainable module is
+wrapped in DistributedDataParallel (gloo on CPU, nccl on GPU), each rank draws its own
+batches, and rank 0 alone writes the checkpoint, TensorBoard scalars and the progress bar.
+"""
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from aloe.learning import algorithm
+from aloe.learning.checkpoint import Checkpoint, VLAModel, new_version
+from aloe.learning.config import TrainConfig, validate
+from aloe.learning.data import ChunkTransitions, Normalizer, chunk_transitions, fingerprint
+
+
+class TrainingError(RuntimeError):
+    """Training cannot run on this input; one line for the user."""
+
+
+# --- where the run happens ---------------------------------------------------------------
+@dataclass
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """DDP wrapper when distributed, else the module itself."""
+        if self.world_size == 1:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+
+def runtime_from_environment() -> Runtime:
+    """torchrun sets WORLD_SIZE, RANK and LOCAL_RANK; without them this is one process."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world_size == 1:
+        return Runtime(torch.device("cuda" if cuda else "cpu"))
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local_rank}") if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return Runtime(device, dist.get_rank(), world_size)
+
+
+# --- observations as tensors ---------------------------------------------------------------
+@dataclass
+class Observations:
+    joints: torch.Tensor  # (M, J) normalised
+    images: Optional[torch.Tensor]  # (M, cameras, H, W, 3) uint8
+    language: Optional[torch.Tensor]  # (M, 384)
+
+    def rows(self, index):
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        return self.joints[index], pick(self.images), pick(self.language)
+
+
+def resize_images(images: np.ndarray, size) -> np.ndarray:
+    """(cameras, h, w, 3) to the encoder's (height, width)."""
+    height, width = size
+    if images.shape[1:3] == (height, width):
+        return images
+    import cv2
+
+    return np.stack([cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) for image in images])
+
+
+def build_observations(episodes, transitions: ChunkTransitions, normalizer: Normalizer, config: TrainConfig, device) -> Observations:
+    model = config.model
+    steps = transitions.observations
+    joints = np.stack([episodes[e].joints[t] for e, t in steps])
+    images = language = None
+    if model.use_images:
+        missing = [e.episode_id or str(i) for i, e in enumerate(episodes) if e.images is None]
+        if missing:
+            raise TrainingError(f"the model uses images but episodes {', '.join(missing[:5])} have none")
+        images = torch.from_numpy(np.stack([resize_images(episodes[e].images[episodes[e].image_index(t)], model.image_size) for e, t in steps]))
+        if images.shape[1] != model.cameras:
+            raise TrainingError(f"episodes have {images.shape[1]} cameras, the model expects {model.cameras}")
+    if model.use_language:
+        from aloe.learning.text import language_encoder
+
+        language = language_encoder().embed([episodes[e].instruction for e, _ in steps])
+    joints = torch.tensor(normalizer.joints(joints), dtype=torch.float32)
+    to = lambda t: None if t is None else t.to(device)  # noqa: E731
+    return Observations(joints.to(device), to(images), to(language))
+
+
+@torch.no_grad()
+def encode(encoder, observations: Observations, batch: int = 256) -> torch.Tensor:
+    encoder.eval()
+    count = len(observations.joints)
+    features = [encoder(*observations.rows(slice(i, i + batch))) for i in range(0, count, batch)]
+    return torch.cat(features) if features else torch.zeros(0, encoder.config.feature_dim)
+
+
+class BehaviourCloning(nn.Module):
+    """Encoder and actor trained together; one module so DDP synchronises both."""
+
+    def __init__(self, encoder, actor):
+        super().__init__()
+        self.encoder, self.actor = encoder, actor
+
+    def forward(self, joints, images, language, actions, mask):
+        return self.actor(self.encoder(joints, images, language), actions, mask)
+
+
+# --- the run ------------------------------------------------------------------------------
+class Logger:
+    """TensorBoard scalars and a progress bar, on rank 0 only."""
+
+    def __init__(self, runtime: Runtime, total_steps: int, log_dir=None, progress: bool = True):
+        self.main = runtime.main
+        self.writer = self.bar = None
+        self.global_step = 0
+        self.latest = {}
+        if self.main and log_dir:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(log_dir))
+        if self.main and progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True)
+
+    def phase(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description(name)
+
+    def step(self, _local_step: int, scalars: dict) -> None:
+        self.global_step += 1
+        self.latest.update(scalars)
+        if self.writer is not None and self.global_step % 10 == 0:
+            for key, value in scalars.items():
+                self.writer.add_scalar(key, value, self.global_step)
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.global_step % 20 == 0:
+                self.bar.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in scalars.items()})
+
+    def scalar(self, key: str, value: float) -> None:
+        self.latest[key] = value
+        if self.writer is not None:
+            self.writer.add_scalar(key, value, self.global_step)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_dir=None,
+          progress: bool = True, runtime: Optional[Runtime] = None) -> Checkpoint:
+    """Train `config.algo` on `episodes`, from `init` if given; returns the new checkpoint."""
+    validate(config)
+    runtime = runtime or runtime_from_environment()
+    if not episodes:
+        raise TrainingError("no episodes to train on")
+    if init is not None:
+        _check_compatible(init.config, config)
+    model_config = config.model
+    dims = {(e.joints.shape[1], e.actions.shape[1]) for e in episodes}
+    if dims != {(model_config.joint_dim, model_config.action_dim)}:
+        raise TrainingError(f"episodes have (joint, action) dimensions {sorted(dims)}, the model expects "
+                            f"({model_config.joint_dim}, {model_config.action_dim})")
+
+    torch.manual_seed(config.seed)
+    batches = torch.Generator().manual_seed(config.seed * 1000 + runtime.rank)  # each rank its own batches
+    shared = torch.Generator(device=runtime.device).manual_seed(config.seed)  # identical on every rank
+    normalizer = init.normalizer if init is not None else Normalizer.fit(episodes)
+    transitions = chunk_transitions(episodes, model_config.horizon, config.data)
+    if len(transitions) == 0:
+        raise TrainingError(f"the episodes yield no chunk transitions (horizon {model_config.horizon}, stride {config.data.stride})")
+    observations = build_observations(episodes, transitions, normalizer, config, runtime.device)
+    actions = torch.tensor(normalizer.actions(transitions.actions), dtype=torch.float32, device=runtime.device)
+    mask = torch.tensor(transitions.mask, device=runtime.device)
+
+    model = VLAModel(config, with_critic=config.algo == "aloe", with_value=config.algo == "mc")
+    if init is not None:
+        trained = {k: v for k, v in init.model.state_dict().items() if k.startswith(("encoder.", "actor."))}
+        model.load_state_dict(trained, strict=False)
+    model.to(runtime.device)
+
+    pretrain = config.pretrain_steps if init is None else 0
+    evaluate = config.critic_steps if config.algo in ("aloe", "mc") else 0
+    log = Logger(runtime, pretrain + evaluate + config.improve_steps, log_dir, progress)
+    try:
+        if pretrain:
+            log.phase("pretrain (bc)")
+            _pretrain(model, observations, transitions, actions, mask, config, runtime, batches, log)
+        log.phase("encode")
+        model.encoder.requires_grad_(False)
+        features = encode(model.encoder, observations)
+        weights = _weights(model, features, transitions, actions, config, runtime, batches, shared, log)
+        log.phase(f"improve ({config.algo})")
+        model.actor.train()
+        algorithm.fit_actor(
+            model.actor, features[torch.as_tensor(transitions.obs, device=runtime.device)], actions, mask,
+            weights.to(runtime.device), config.improve_steps, config.batch_size, config.lr,
+            generator=batches, forward=runtime.wrap(model.actor), on_step=log.step,
+        )
+    finally:
+        log.close()
+    model.eval().cpu()
+    return Checkpoint(
+        model=model,
+        normalizer=normalizer,
+        version=new_version(config.algo),
+        algo=config.algo,
+        data_fingerprint=fingerprint(episodes),
+        parent=init.version if init is not None else "",
+        metrics={k: float(v) for k, v in log.latest.items()},
+    )
+
+
+def _check_compatible(old: TrainConfig, new: TrainConfig) -> None:
+    if old.model != new.model:
+        raise TrainingError("the initial checkpoint's model config differs from this run's; train with its config")
+
+
+def _pretrain(model, observations, transitions, actions, mask, config, runtime, batches, log) -> None:
+    bc = BehaviourCloning(model.encoder, model.actor).train()
+    forward = runtime.wrap(bc)
+    optimizer = torch.optim.Adam(bc.parameters(), lr=config.lr)
+    rows = torch.as_tensor(transitions.obs, device=runtime.device)
+    for step in range(config.pretrain_steps):
+        index = torch.randint(len(rows), (config.batch_size,), generator=batches).to(runtime.device)
+        loss = forward(*observations.rows(rows[index]), actions[index], mask[index]).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        log.step(step, {"pretrain/fm_loss": loss.item()})
+
+
+def _weights(model, features, transitions, actions, config, runtime, batches, shared, log) -> torch.Tensor:
+    """Per-chunk weights of the improvement phase, by algorithm."""
+    device = runtime.device
+    if config.algo == "bc":
+        return torch.ones(len(transitions))
+    if config.algo == "ibc":
+        return algorithm.intervention_weights(torch.as_tensor(transitions.intervention), config.improve)
+    obs = torch.as_tensor(transitions.obs, device=device)
+    if config.algo == "mc":
+        log.phase("evaluate (mc value)")
+        returns = torch.as_tensor(transitions.mc_return, device=device)
+        model.value.train()
+        algorithm.fit_value(model.value, features[obs], returns, config.critic_steps, config.batch_size, config.lr,
+                            generator=batches, forward=runtime.wrap(model.value), on_step=log.step)
+        model.value.eval()
+        with torch.no_grad():
+            advantages = returns - model.value(features[obs])
+    else:
+        log.phase("evaluate (chunked-td critic)")
+        model.actor.eval()
+        next_obs = torch.as_tensor(transitions.next_obs, device=device)
+        next_features = features[next_obs.clamp(min=0)]
+        data = algorithm.CriticData(
+            features=features,
+            obs=obs,
+            next_obs=next_obs,
+            actions=actions,
+            reward=torch.as_tensor(transitions.reward, device=device),
+            discount=torch.as_tensor(transitions.discount, device=device),
+            next_actions=algorithm.sample_policy_actions(model.actor, next_features, config.critic.target_action_samples, shared),
+        )
+        model.critic.train()
+        algorithm.fit_critic(model.critic, data, config.critic, config.critic_steps, config.batch_size,
+                             generator=batches, forward=runtime.wrap(model.critic), on_step=log.step)
+        model.critic.eval()
+        policy_actions = algorithm.sample_policy_actions(model.actor, features[obs], config.improve.value_samples, shared)
+        advantages = algorithm.action_level_advantages(model.critic, features[obs], actions, policy_actions, config.critic)
+    weights = algorithm.advantage_weights(advantages, config.improve.beta, config.improve.max_weight)
+    log.scalar("improve/advantage_std", advantages.std().item())
+    log.scalar("improve/weight_mean", weights.mean().item())
+    log.scalar("improve/weight_clipped_fraction", (weights >= config.improve.max_weight * 0.999).float().mean().item())
+    return weights.cpu()

@@ -1,0 +1,90 @@
+"""Checkpoints round-trip exactly; damaged or foreign files are refused with one clear error."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from aloe.learning import synthetic
+from aloe.learning.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from aloe.learning.config import TrainConfig, from_dict
+from aloe.learning.policy import Policy
+from aloe.learning.train import train
+
+TINY = yaml.safe_load((Path(__file__).parent / "tiny_train.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    config = from_dict(TrainConfig, {**TINY, "algo": "aloe"})
+    episodes = synthetic.dataset(4, seed=0, image_size=config.model.image_size)
+    checkpoint = train(config, episodes, progress=False)
+    path = save_checkpoint(checkpoint, tmp_path_factory.mktemp("ckpt") / "model.safetensors")
+    return checkpoint, path, episodes
+
+
+def test_round_trip_is_exact(trained):
+    checkpoint, path, episodes = trained
+    loaded = load_checkpoint(path)
+    original, restored = checkpoint.model.state_dict(), loaded.model.state_dict()
+    assert original.keys() == restored.keys()
+    assert all(torch.equal(original[k], restored[k]) for k in original)
+    assert (loaded.version, loaded.algo, loaded.data_fingerprint) == (checkpoint.version, "aloe", checkpoint.data_fingerprint)
+    assert loaded.config == checkpoint.config and loaded.normalizer.to_dict() == checkpoint.normalizer.to_dict()
+    episode = episodes[0]
+    observation = (episode.joints[0], episode.images[0], episode.instruction)
+    chunks = [Policy(c).act(*observation, generator=torch.Generator().manual_seed(5)) for c in (checkpoint, loaded)]
+    assert chunks[0].shape == (10, 14) and np.array_equal(chunks[0], chunks[1])
+    assert list(path.parent.iterdir()) == [path]  # the atomic write left nothing behind
+
+
+def test_truncated_file_is_refused(trained, tmp_path):
+    _, path, _ = trained
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or not a safetensors file"):
+        load_checkpoint(cut)
+
+
+def test_flipped_bytes_in_the_weights_are_detected(trained, tmp_path):
+    _, path, _ = trained
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    bad = tmp_path / "flipped.safetensors"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(bad)
+
+
+def test_foreign_and_mismatched_files_are_refused(trained, tmp_path):
+    _, path, _ = trained
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(CheckpointError, match="not an aloe checkpoint"):
+        load_checkpoint(foreign)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(junk)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(trained, tmp_path):
+    """A checkpoint whose config says one architecture and whose weights are another."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    _, path, _ = trained
+    with safe_open(str(path), "pt") as handle:
+        metadata = dict(handle.metadata())
+    config = json.loads(metadata["config"])
+    config["model"]["actor_hidden"] = 96
+    metadata["config"] = json.dumps(config)
+    mismatched = tmp_path / "mismatched.safetensors"
+    save_file(load_file(str(path)), str(mismatched), metadata=metadata)
+    with pytest.raises(CheckpointError, match="does not fit its own config"):
+        load_checkpoint(mismatched)
