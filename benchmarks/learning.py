@@ -1,0 +1,103 @@
+"""Figures of the learning core on this machine: run `python benchmarks/learning.py`.
+
+  actor inference latency, batch 1, three images at the default size: p50 / p99 (goal p99 <= 30 ms)
+  critic training throughput on cached features, chunk-transitions/s (goal >= 5,000/s)
+  peak memory of one training step (behaviour cloning with images, the largest step)
+Each figure is the median over several runs; the threads are fixed (default 2) because
+these machines are shared and noisy.
+"""
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from aloe.learning.algorithm import CriticData, fit_critic
+from aloe.learning.config import CriticConfig, TrainConfig
+from aloe.learning.checkpoint import VLAModel
+
+
+def actor_latency(model, config, calls: int = 200):
+    m = config.model
+    joints = torch.zeros(1, m.joint_dim)
+    images = torch.randint(0, 255, (1, m.cameras, *m.image_size, 3), dtype=torch.uint8)
+    language = torch.zeros(1, 384)
+    times = []
+    with torch.no_grad():
+        for i in range(calls + 20):
+            start = time.perf_counter()
+            model.actor.sample(model.encoder(joints, images, language))
+            if i >= 20:  # warm-up calls excluded
+                times.append(time.perf_counter() - start)
+    times.sort()
+    return 1000 * times[len(times) // 2], 1000 * times[int(len(times) * 0.99) - 1]
+
+
+def critic_throughput(model, config, steps: int = 100, batch: int = 256, transitions: int = 4096):
+    m = config.model
+    data = CriticData(
+        features=torch.randn(transitions, m.feature_dim),
+        obs=torch.arange(transitions),
+        next_obs=torch.randint(0, transitions, (transitions,)),
+        actions=torch.randn(transitions, m.horizon, m.action_dim),
+        reward=torch.zeros(transitions),
+        discount=torch.full((transitions,), 0.9),
+        next_actions=torch.randn(transitions, 2, m.horizon, m.action_dim),
+    )
+    start = time.perf_counter()
+    fit_critic(model.critic, data, CriticConfig(), steps, batch)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def training_step_peak_mb(threads: int) -> float:
+    """Peak resident memory growth of one BC step with images, in a fresh process."""
+    probe = f"""
+import resource, torch
+torch.set_num_threads({threads})
+from aloe.learning.config import TrainConfig
+from aloe.learning.checkpoint import VLAModel
+from aloe.learning.train import BehaviourCloning
+config = TrainConfig(); m = config.model
+model = VLAModel(config, with_critic=True)
+bc = BehaviourCloning(model.encoder, model.actor)
+optimizer = torch.optim.Adam(bc.parameters())
+b = config.batch_size
+batch = (torch.zeros(b, m.joint_dim), torch.randint(0, 255, (b, m.cameras, *m.image_size, 3), dtype=torch.uint8),
+         torch.zeros(b, 384), torch.randn(b, m.horizon, m.action_dim), torch.ones(b, m.horizon, dtype=torch.bool))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+bc(*batch).mean().backward(); optimizer.step()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+    return float(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    config = TrainConfig()
+    model = VLAModel(config, with_critic=True).eval()
+    m = config.model
+    print(f"default model: H={m.horizon}, A={m.action_dim}, {m.cameras} cameras {m.image_size[0]}x{m.image_size[1]}, "
+          f"{m.flow_steps} flow steps, K={m.ensemble_size} Q-heads; {args.threads} threads, median of {args.runs} runs")
+    latencies = [actor_latency(model, config) for _ in range(args.runs)]
+    print(f"actor chunk inference, batch 1: p50 {statistics.median(p for p, _ in latencies):.1f} ms, "
+          f"p99 {statistics.median(q for _, q in latencies):.1f} ms (goal p99 <= 30 ms)")
+    model.critic.train()
+    rates = [critic_throughput(model, config) for _ in range(args.runs)]
+    print(f"critic training on cached features: {statistics.median(rates):,.0f} chunk-transitions/s "
+          f"(batch 256; min {min(rates):,.0f}, max {max(rates):,.0f}; goal >= 5,000/s)")
+    peaks = [training_step_peak_mb(args.threads) for _ in range(3)]
+    print(f"peak memory of a BC training step with images (batch {config.batch_size}): "
+          f"+{statistics.median(peaks):.0f} MiB over the loaded model, median of 3 fresh processes")
+    print(f"process peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
