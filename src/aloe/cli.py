@@ -6,6 +6,7 @@ import sys
 import time
 
 from aloe.graph import GraphError, ParameterFileError, check_parameters, load_graph, select_nodes
+from aloe.learning.config import LearningError
 from aloe.runner import NamespaceLock, Runner, RunnerError, describe_exit, graph_environment, node_processes
 from aloe.topics import SERVICES
 
@@ -91,22 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def learning_errors() -> tuple:
-    """Errors of `aloe train` that are the user's to fix: printed as one line."""
-    from aloe.learning.checkpoint import CheckpointError
-    from aloe.learning.config import ConfigError
-    from aloe.learning.data import DataError
-    from aloe.learning.text import TextModelError
-    from aloe.learning.train import TrainingError
-
-    return (CheckpointError, ConfigError, DataError, TextModelError, TrainingError)
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (CliError, GraphError, ParameterFileError, RunnerError, *learning_errors()) as error:
+    except (CliError, GraphError, ParameterFileError, RunnerError, LearningError) as error:
         print(f"aloe: error: {error}", file=sys.stderr)
         return 2
 

@@ -21,6 +21,7 @@ Baselines reuse steps 3 with other weights: BC (all 1), intervention-weighted BC
 with V regressed on Monte-Carlo returns G_t instead of an action-level critic).
 """
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -127,7 +128,7 @@ def fit_value(value, features, returns, steps: int, batch_size: int, lr: float, 
 
 def advantage_weights(advantages, beta: float, max_weight: float):
     """clip(exp(A / beta), max = max_weight), computed without overflow."""
-    return torch.exp(torch.clamp(advantages / beta, max=torch.log(torch.tensor(max_weight)).item()))
+    return torch.exp(torch.clamp(advantages / beta, max=math.log(max_weight)))
 
 
 def intervention_weights(intervention, config: ImprovementConfig):

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from aloe.learning.config import ConfigError, TrainConfig, from_dict, to_dict
+from aloe.learning.config import ConfigError, LearningError, TrainConfig, from_dict, to_dict
 from aloe.learning.data import Normalizer
 from aloe.learning.networks import CriticEnsemble, FlowActor, ObservationEncoder, ValueNet
 
 FORMAT = "aloe-checkpoint-1"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(LearningError):
     """A checkpoint that cannot be used; one line naming the file and the problem."""
 
 

@@ -11,7 +11,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--algo", choices=ALGORITHMS, default="aloe", help="aloe (critic + advantage weights), bc, ibc (intervention-weighted BC) or mc (Monte-Carlo value baseline)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--synthetic", type=int, metavar="EPISODES", help="train on this many synthetic episodes")
-    parser.add_argument("--out", help="checkpoint to write (default: runs/train/<version>/model.safetensors)")
+    parser.add_argument("--out", help="checkpoint to write (default: runs/train/<algo>-<time>-<id>/model.safetensors)")
     parser.add_argument("--init", metavar="CKPT", help="start from this checkpoint (else behaviour-clone first)")
     parser.add_argument("--config", metavar="YAML", help="training config file (fields of TrainConfig; see aloe/learning/config.py)")
     parser.add_argument("--pretrain-steps", type=int)
@@ -45,7 +45,7 @@ def load_config(args) -> TrainConfig:
 
 def run(args) -> int:
     from aloe.learning import synthetic
-    from aloe.learning.checkpoint import load_checkpoint, save_checkpoint
+    from aloe.learning.checkpoint import load_checkpoint, new_version, save_checkpoint
     from aloe.learning.train import runtime_from_environment, train
 
     config = load_config(args)
@@ -57,12 +57,9 @@ def run(args) -> int:
     episodes = synthetic.dataset(args.synthetic, seed=config.seed, image_size=config.model.image_size)
     say(f"{config.algo} on {len(episodes)} episodes ({sum(len(e) for e in episodes)} steps), device {runtime.device}, "
         f"{runtime.world_size} process{'es' if runtime.world_size > 1 else ''}")
-    run_dir = None
+    out = Path(args.out) if args.out else Path("runs/train") / new_version(config.algo) / "model.safetensors"
+    checkpoint = train(config, episodes, init=init, log_dir=out.parent / "tensorboard", progress=not args.no_progress, runtime=runtime)
     if runtime.main:
-        run_dir = Path(args.out).parent if args.out else None
-    checkpoint = train(config, episodes, init=init, log_dir=run_dir and run_dir / "tensorboard", progress=not args.no_progress, runtime=runtime)
-    if runtime.main:
-        out = Path(args.out) if args.out else Path("runs/train") / checkpoint.version / "model.safetensors"
         save_checkpoint(checkpoint, out)
         say(f"wrote {out} (version {checkpoint.version})")
     if runtime.world_size > 1:

@@ -63,7 +63,13 @@ class TrainConfig:
     seed: int = 0
 
 
-class ConfigError(ValueError):
+class LearningError(Exception):
+    """A problem with the user's input to the learning core (config, data, checkpoint, ...):
+    its message is one line, and `aloe` prints it instead of a traceback. It lives here,
+    beside the configs, so the command line can catch it without importing torch."""
+
+
+class ConfigError(LearningError, ValueError):
     """A configuration value or file that cannot be used; one line for the user."""
 
 

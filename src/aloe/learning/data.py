@@ -20,12 +20,12 @@ from typing import Optional
 
 import numpy as np
 
-from aloe.learning.config import DataConfig
+from aloe.learning.config import DataConfig, LearningError
 
 OUTCOMES = ("success", "failure", "truncated")
 
 
-class DataError(ValueError):
+class DataError(LearningError, ValueError):
     """An episode that cannot be used; the message names it and says why."""
 
 

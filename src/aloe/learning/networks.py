@@ -160,10 +160,10 @@ class CriticEnsemble(nn.Module):
     """K Q-heads over (observation features, action chunk); independent initialisations make
     them agree where data constrains them and spread where it does not."""
 
-    def __init__(self, config: ModelConfig, feature_dim=None):
+    def __init__(self, config: ModelConfig):
         super().__init__()
         self.members = config.ensemble_size
-        inputs = (feature_dim or config.feature_dim) + config.horizon * config.action_dim
+        inputs = config.feature_dim + config.horizon * config.action_dim
         width = config.critic_hidden
         self.layers = nn.ModuleList(
             [EnsembleLinear(self.members, inputs, width), EnsembleLinear(self.members, width, width)]
@@ -183,11 +183,11 @@ class CriticEnsemble(nn.Module):
 class ValueNet(nn.Module):
     """V(s) of the trajectory-level baseline, regressed on Monte-Carlo returns."""
 
-    def __init__(self, config: ModelConfig, feature_dim=None):
+    def __init__(self, config: ModelConfig):
         super().__init__()
         width = config.value_hidden
         self.net = nn.Sequential(
-            nn.Linear(feature_dim or config.feature_dim, width), nn.LayerNorm(width), nn.SiLU(),
+            nn.Linear(config.feature_dim, width), nn.LayerNorm(width), nn.SiLU(),
             nn.Linear(width, width), nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, 1),
         )
 

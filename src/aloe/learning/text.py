@@ -14,11 +14,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from aloe.learning.config import LearningError
+
 EMBEDDING_DIM = 384
 MAX_TOKENS = 128
 
 
-class TextModelError(RuntimeError):
+class TextModelError(LearningError):
     """The bundled sentence encoder cannot be loaded; the message says what to install."""
 
 

@@ -22,11 +22,11 @@ from torch import nn
 
 from aloe.learning import algorithm
 from aloe.learning.checkpoint import Checkpoint, VLAModel, new_version
-from aloe.learning.config import TrainConfig, validate
+from aloe.learning.config import LearningError, TrainConfig, validate
 from aloe.learning.data import ChunkTransitions, Normalizer, chunk_transitions, fingerprint
 
 
-class TrainingError(RuntimeError):
+class TrainingError(LearningError):
     """Training cannot run on this input; one line for the user."""
 
 
@@ -116,7 +116,7 @@ def encode(encoder, observations: Observations, batch: int = 256) -> torch.Tenso
     encoder.eval()
     count = len(observations.joints)
     features = [encoder(*observations.rows(slice(i, i + batch))) for i in range(0, count, batch)]
-    return torch.cat(features) if features else torch.zeros(0, encoder.config.feature_dim)
+    return torch.cat(features)
 
 
 class BehaviourCloning(nn.Module):
@@ -200,6 +200,7 @@ def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_
     observations = build_observations(episodes, transitions, normalizer, config, runtime.device)
     actions = torch.tensor(normalizer.actions(transitions.actions), dtype=torch.float32, device=runtime.device)
     mask = torch.tensor(transitions.mask, device=runtime.device)
+    obs = torch.as_tensor(transitions.obs, device=runtime.device)  # row of s_t for every transition
 
     model = VLAModel(config, with_critic=config.algo == "aloe", with_value=config.algo == "mc")
     if init is not None:
@@ -213,15 +214,15 @@ def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_
     try:
         if pretrain:
             log.phase("pretrain (bc)")
-            _pretrain(model, observations, transitions, actions, mask, config, runtime, batches, log)
+            _pretrain(model, observations, obs, actions, mask, config, runtime, batches, log)
         log.phase("encode")
         model.encoder.requires_grad_(False)
         features = encode(model.encoder, observations)
-        weights = _weights(model, features, transitions, actions, config, runtime, batches, shared, log)
+        weights = _weights(model, features, obs, transitions, actions, config, runtime, batches, shared, log)
         log.phase(f"improve ({config.algo})")
         model.actor.train()
         algorithm.fit_actor(
-            model.actor, features[torch.as_tensor(transitions.obs, device=runtime.device)], actions, mask,
+            model.actor, features[obs], actions, mask,
             weights.to(runtime.device), config.improve_steps, config.batch_size, config.lr,
             generator=batches, forward=runtime.wrap(model.actor), on_step=log.step,
         )
@@ -244,37 +245,36 @@ def _check_compatible(old: TrainConfig, new: TrainConfig) -> None:
         raise TrainingError("the initial checkpoint's model config differs from this run's; train with its config")
 
 
-def _pretrain(model, observations, transitions, actions, mask, config, runtime, batches, log) -> None:
+def _pretrain(model, observations, obs, actions, mask, config, runtime, batches, log) -> None:
     bc = BehaviourCloning(model.encoder, model.actor).train()
     forward = runtime.wrap(bc)
     optimizer = torch.optim.Adam(bc.parameters(), lr=config.lr)
-    rows = torch.as_tensor(transitions.obs, device=runtime.device)
     for step in range(config.pretrain_steps):
-        index = torch.randint(len(rows), (config.batch_size,), generator=batches).to(runtime.device)
-        loss = forward(*observations.rows(rows[index]), actions[index], mask[index]).mean()
+        index = torch.randint(len(obs), (config.batch_size,), generator=batches).to(runtime.device)
+        loss = forward(*observations.rows(obs[index]), actions[index], mask[index]).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         log.step(step, {"pretrain/fm_loss": loss.item()})
 
 
-def _weights(model, features, transitions, actions, config, runtime, batches, shared, log) -> torch.Tensor:
-    """Per-chunk weights of the improvement phase, by algorithm."""
+def _weights(model, features, obs, transitions, actions, config, runtime, batches, shared, log) -> torch.Tensor:
+    """Per-chunk weights of the improvement phase, by algorithm; `obs` holds the rows of s_t."""
     device = runtime.device
     if config.algo == "bc":
         return torch.ones(len(transitions))
     if config.algo == "ibc":
         return algorithm.intervention_weights(torch.as_tensor(transitions.intervention), config.improve)
-    obs = torch.as_tensor(transitions.obs, device=device)
+    start_features = features[obs]
     if config.algo == "mc":
         log.phase("evaluate (mc value)")
         returns = torch.as_tensor(transitions.mc_return, device=device)
         model.value.train()
-        algorithm.fit_value(model.value, features[obs], returns, config.critic_steps, config.batch_size, config.lr,
+        algorithm.fit_value(model.value, start_features, returns, config.critic_steps, config.batch_size, config.lr,
                             generator=batches, forward=runtime.wrap(model.value), on_step=log.step)
         model.value.eval()
         with torch.no_grad():
-            advantages = returns - model.value(features[obs])
+            advantages = returns - model.value(start_features)
     else:
         log.phase("evaluate (chunked-td critic)")
         model.actor.eval()
@@ -293,8 +293,8 @@ def _weights(model, features, transitions, actions, config, runtime, batches, sh
         algorithm.fit_critic(model.critic, data, config.critic, config.critic_steps, config.batch_size,
                              generator=batches, forward=runtime.wrap(model.critic), on_step=log.step)
         model.critic.eval()
-        policy_actions = algorithm.sample_policy_actions(model.actor, features[obs], config.improve.value_samples, shared)
-        advantages = algorithm.action_level_advantages(model.critic, features[obs], actions, policy_actions, config.critic)
+        policy_actions = algorithm.sample_policy_actions(model.actor, start_features, config.improve.value_samples, shared)
+        advantages = algorithm.action_level_advantages(model.critic, start_features, actions, policy_actions, config.critic)
     weights = algorithm.advantage_weights(advantages, config.improve.beta, config.improve.max_weight)
     log.scalar("improve/advantage_std", advantages.std().item())
     log.scalar("improve/weight_mean", weights.mean().item())
