@@ -7,8 +7,8 @@ Runs until interrupted.
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 
+from aloe.nodes.entry import spin
 from aloe.topics import STREAM_QOS
 from interface_samples import SERVICE_TYPES, answer, sample_messages
 
@@ -24,13 +24,7 @@ def main(mode):
         for name, srv_type in SERVICE_TYPES.items():
             node.create_service(srv_type, f"peer/{name}", lambda req, resp, n=name: answer(n, req, resp))
     print("ready", flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin(node)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,12 @@ def run(node_class) -> int:
         rclpy.try_shutdown()
         return 2
     node.get_logger().info("ready")
+    spin(node)
+    return 0
+
+
+def spin(node: Node) -> None:
+    """Spin until Ctrl-C or an external shutdown, then destroy the node and shut rclpy down."""
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -45,4 +51,3 @@ def run(node_class) -> int:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
