@@ -27,7 +27,7 @@ COLOURS = {
 TRAIN_COLOURS = ("red", "green", "blue", "yellow")
 UNSEEN_COLOURS = ("purple", "orange", "white")
 
-OBJECT_FRICTION = 'friction="1.5 0.01 0.001" condim="4" solimp="0.95 0.99 0.001" solref="0.004 1"'
+OBJECT_FRICTION = 'friction="1.5 0.05 0.001" condim="4" solimp="0.95 0.99 0.001" solref="0.004 1"'
 
 
 @dataclass
