@@ -3,9 +3,11 @@ task detectors and the scripted operator."""
 import numpy as np
 import pytest
 
+from aloe.sim.disturbances import DisturbanceError, parse_disturbances
 from aloe.sim.env import SimError, SimRobot
 from aloe.sim.operator import make_operator
 from aloe.sim.scene import DOF, HOME, UPPER
+from aloe.sim.tasks import TASKS
 
 
 @pytest.fixture
@@ -72,15 +74,67 @@ def run_episode(robot, act):
             return status
 
 
-def test_insertion_detector_fires_on_the_expert_and_not_on_a_do_nothing_policy(robot):
-    expert = []
-    for seed in (2, 3, 4):
-        robot.reset("insertion", seed)
+@pytest.mark.parametrize("task", ["insertion", "drawer", "sorting"])
+def test_detector_fires_on_the_expert_and_not_on_a_do_nothing_policy(robot, task):
+    for seed in (2, 3):
+        robot.reset(task, seed)
         operator = make_operator(robot)
-        expert.append(run_episode(robot, operator.act))
-    assert sum(status.success for status in expert) >= 2
-    assert all(dict(status.stages)["grasped"] for status in expert if status.success)
-    robot.reset("insertion", 2)
+        first_done = {}
+        while True:
+            robot.step(operator.act())
+            status = robot.status()
+            for name, done in status.stages:
+                if done:
+                    first_done.setdefault(name, robot.time)
+            if status.success or status.failure:
+                break
+        assert status.success, f"{task} seed {seed}: {status}"
+        # Stages are reached in order: a policy can fail late, after earlier stages.
+        times = [first_done[name] for name in robot.task.stage_names]
+        assert times == sorted(times)
+    robot.reset(task, 2)
     idle = run_episode(robot, lambda: HOME)
     assert not idle.success and "time limit" in idle.failure
     assert not any(done for _, done in idle.stages)
+
+
+def scene(task, seed, variant):
+    return TASKS[task].sample(np.random.default_rng(seed), variant, seed)
+
+
+def test_unseen_variants_use_held_out_objects():
+    for task in ("insertion", "drawer", "sorting"):
+        seen = {(o.shape, o.colour, o.size) for seed in range(20) for o in scene(task, seed, "train").objects}
+        unseen = {(o.shape, o.colour, o.size) for seed in range(20) for o in scene(task, seed, "unseen").objects}
+        assert not {colour for _, colour, _ in seen} & {colour for _, colour, _ in unseen}, task
+        assert not seen & unseen, task
+
+
+def test_sorting_instruction_names_each_objects_bin(robot):
+    scene = robot.reset("sorting", 5)
+    for obj, target in zip(scene.objects, scene.extra["targets"]):
+        assert f"the {obj.colour} {obj.name.split('_')[1]} in the {target} bin" in scene.instruction
+    assert set(scene.extra["targets"]) == {"left", "right"}
+
+
+def test_disturbances_are_seeded_and_change_the_episode(robot):
+    def final_state(spec, steps=150):
+        robot.reset("sorting", 1, disturbances=parse_disturbances(spec))
+        operator = make_operator(robot)
+        for _ in range(steps):
+            robot.step(operator.act())
+        return robot.data.qpos.copy(), dict(robot.scene.containers)
+
+    clean, _ = final_state("")
+    pushed, _ = final_state("push:1,noise:1,drop:0.3")
+    assert not np.allclose(clean, pushed)
+    assert np.array_equal(pushed, final_state("push:1,noise:1,drop:0.3")[0])
+    _, containers = final_state("displace:1", steps=320)  # it strikes between 2 s and 6 s
+    assert containers != scene("sorting", 1, "train").containers
+
+
+def test_bad_disturbance_specs_say_what_is_valid():
+    with pytest.raises(DisturbanceError, match="unknown disturbance 'wind' \\(valid: noise, drop, push, displace"):
+        parse_disturbances("wind:0.5")
+    with pytest.raises(DisturbanceError, match="strength in \\[0, 1\\], got 2"):
+        parse_disturbances("push:2")

@@ -104,6 +104,7 @@ class PickPlace:
 
     HOVER = 0.10  # tool height for travelling, above every container rim
     GRASP_CLEARANCE = 0.008  # fingertips above the table at the grasp
+    FINGER_REACH = 0.024  # fingertips below the tool centre point
 
     def __init__(self, motion: ArmMotion, obj, place_goal, release_tolerance=(0.002, np.radians(2.5))):
         self.motion, self.obj, self.place_goal = motion, obj, place_goal
@@ -111,9 +112,13 @@ class PickPlace:
         self.closing_steps = 0
         self.releasing = 0  # control steps since the release began
 
-    def object_pose(self):
-        body = self.motion.robot.data.body(self.obj.name)
+    @staticmethod
+    def pose_of(robot: SimRobot, name: str):
+        body = robot.data.body(name)
         return body.xpos.copy(), quat_yaw(body.xquat)
+
+    def object_pose(self):
+        return self.pose_of(self.motion.robot, self.obj.name)
 
     def held(self) -> bool:
         """Gripper closed on the object: fingers stopped apart and the object between them."""
@@ -125,7 +130,7 @@ class PickPlace:
 
     def grasp_height(self) -> float:
         """Tool height that puts the fingertips just above the table, pads on the object."""
-        return TABLE_TOP_Z + self.GRASP_CLEARANCE + 0.024 + max(0.0, self.obj.half_height * 2 - 0.03)
+        return TABLE_TOP_Z + self.GRASP_CLEARANCE + self.FINGER_REACH + max(0.0, self.obj.half_height * 2 - 0.03)
 
     def step(self) -> bool:
         """One control step; returns True once the object has been released at its goal."""
@@ -183,31 +188,161 @@ class PickPlace:
         return False
 
 
-class InsertionOperator:
-    """Left arm picks the phone and drops it into the box from just above the rim."""
+class SlideKnob:
+    """Grasp a knob from above and drag it sideways until its slide joint reaches a target."""
+
+    def __init__(self, motion: ArmMotion, knob_geom: str, opening, target: float, tolerance: float = 0.04):
+        self.motion, self.knob, self.opening = motion, knob_geom, opening
+        self.half_height = float(motion.robot.model.geom(knob_geom).size[2])
+        self.target, self.tolerance = target, tolerance
+        self.closing_steps = self.releasing = 0
+
+    def knob_position(self):
+        return self.motion.robot.data.geom(self.knob).xpos.copy()
+
+    def held(self) -> bool:
+        tcp, _ = self.motion.tcp()
+        offset = self.knob_position() - tcp
+        return self.motion.gripper < 0.05 and np.linalg.norm(offset[:2]) < 0.015
+
+    def step(self, slide_direction) -> bool:
+        """One control step; True once the knob is released at the target and the tool is clear.
+        `slide_direction` is the unit (x, y) in which the opening grows."""
+        motion = self.motion
+        knob, (tcp, _) = self.knob_position(), motion.tcp()
+        angle = float(np.arctan2(slide_direction[1], slide_direction[0])) + np.pi / 2
+        # Pads on the knob with the fingertips 6 mm above the knob's foot, clear of the lid.
+        grasp_z = knob[2] - self.half_height + 0.006 + PickPlace.FINGER_REACH
+        if self.releasing:
+            if self.releasing < 15:
+                self.releasing += 1
+                motion.grip(OPEN)
+                return False
+            motion.move([tcp[0], tcp[1], PickPlace.HOVER], motion.close_angle(), OPEN, settle=False)
+            return tcp[2] > PickPlace.HOVER - 0.02
+        if self.closing_steps > 0:
+            self.closing_steps += 1
+            motion.grip(CLOSED)
+            if self.closing_steps > 25:
+                self.closing_steps = 0
+            return False
+        if self.held():
+            error = self.target - self.opening()
+            if abs(error) < self.tolerance / 2:
+                self.releasing = 1
+                return False
+            # Lead the knob along the slide; the joint keeps it on its line.
+            lead = np.clip(error, -0.03, 0.03)
+            motion.move([knob[0] + lead * slide_direction[0], knob[1] + lead * slide_direction[1], grasp_z], angle, CLOSED)
+            return False
+        if motion.gripper < 0.5:
+            motion.move([tcp[0], tcp[1], tcp[2] + 0.02], angle, OPEN, settle=False)
+            return False
+        xy_error = np.linalg.norm(knob[:2] - tcp[:2])
+        if xy_error > 0.006:
+            motion.move([knob[0], knob[1], PickPlace.HOVER if xy_error > 0.03 else max(tcp[2], grasp_z + 0.02)], angle, OPEN)
+            return False
+        if motion.move([knob[0], knob[1], grasp_z], angle, OPEN) < 0.004:
+            self.closing_steps = 1
+        return False
+
+
+class Operator:
+    """A bimanual expert: each control step, decide from the state what to do next."""
 
     def __init__(self, robot: SimRobot):
         self.robot = robot
-        self.left, self.right = ArmMotion(robot, 0), ArmMotion(robot, 1)
-        phone = robot.scene.objects[0]
-        self.pick = PickPlace(self.left, phone, self.box_goal)
-        self.done = False
+        self.arms = (ArmMotion(robot, 0), ArmMotion(robot, 1))
+        self.skill, self.skill_arm = None, None
+
+    def plan(self):
+        """The next (arm index, skill) given the state now, or None when the task is done."""
+        raise NotImplementedError
+
+    def act(self) -> np.ndarray:
+        if self.skill is None:
+            planned = self.plan()
+            if planned is not None:
+                self.skill_arm, self.skill = planned
+        if self.skill is not None and self.run(self.skill):
+            self.skill = None
+        for index, arm in enumerate(self.arms):
+            if self.skill is None or index != self.skill_arm:
+                arm.go_home()
+        return np.concatenate([arm.command() for arm in self.arms])
+
+    def run(self, skill) -> bool:
+        return skill.step()
+
+
+class InsertionOperator(Operator):
+    """Left arm picks the phone and lowers it into the box from just above the rim."""
+
+    def plan(self):
+        if self.robot.status().success:
+            return None
+        return 0, PickPlace(self.arms[0], self.robot.scene.objects[0], self.box_goal)
 
     def box_goal(self, robot):
         x, y, yaw = robot.scene.containers["box"]
         phone = robot.scene.objects[0]
         return np.array([x, y, TABLE_TOP_Z + 0.03 + phone.half_height + 0.006]), yaw
 
-    def act(self) -> np.ndarray:
-        if not self.done:
-            self.done = self.pick.step()
-        else:
-            self.left.go_home()
-        self.right.go_home()
-        return np.concatenate([self.left.command(), self.right.command()])
+
+class DrawerOperator(Operator):
+    """Right arm slides the lid open, left arm puts the object in, right arm slides it shut."""
+
+    def plan(self):
+        task, data = self.robot.task, self.robot.data
+        opened, placed, closed = (done for _, done in self.robot.status().stages)
+        if closed:
+            return None
+        if not placed and task.lid_opening(data) < 0.85:
+            return 1, SlideKnob(self.arms[1], "knob", lambda: task.lid_opening(data), 1.0, tolerance=0.1)
+        if not placed:
+            return 0, PickPlace(self.arms[0], self.robot.scene.objects[0], self.box_goal, release_tolerance=(0.006, np.pi))
+        return 1, SlideKnob(self.arms[1], "knob", lambda: task.lid_opening(data), 0.0, tolerance=0.04)
+
+    def run(self, skill) -> bool:
+        if isinstance(skill, SlideKnob):
+            yaw = self.robot.scene.containers["box"][2]
+            return skill.step((np.cos(yaw), np.sin(yaw)))
+        return skill.step()
+
+    def box_goal(self, robot):
+        x, y, _ = robot.scene.containers["box"]
+        item = robot.scene.objects[0]
+        _, yaw = PickPlace.pose_of(robot, item.name)
+        return np.array([x, y, TABLE_TOP_Z + robot.task.wall_height + item.half_height + 0.008]), yaw
 
 
-OPERATORS = {"insertion": InsertionOperator}
+class SortingOperator(Operator):
+    """Each object not yet in its bin is carried there by the arm on that bin's side, to the
+    free spot of the bin farthest from what is already in it."""
+
+    SPOTS = ((0.0, -0.028), (0.0, 0.028), (-0.028, 0.0), (0.028, 0.0))
+
+    def plan(self):
+        scene, task, data = self.robot.scene, self.robot.task, self.robot.data
+        for obj, target in zip(scene.objects, scene.extra["targets"]):
+            bin_pose = scene.containers[f"{target}_bin"]
+            if not task.in_bin(data, obj.name, bin_pose):
+                arm = 0 if target == "left" else 1
+                others = [data.body(o.name).xpos[:2] for o in scene.objects if o is not obj and task.in_bin(data, o.name, bin_pose)]
+                spots = [np.array(bin_pose[:2]) + spot for spot in self.SPOTS]
+                spot = max(spots, key=lambda p: min((np.linalg.norm(p - q) for q in others), default=1.0))
+                return arm, PickPlace(self.arms[arm], obj, self.spot_goal(obj, spot), release_tolerance=(0.01, np.pi))
+        return None
+
+    @staticmethod
+    def spot_goal(obj, spot):
+        def goal(robot):
+            _, yaw = PickPlace.pose_of(robot, obj.name)
+            return np.array([spot[0], spot[1], TABLE_TOP_Z + robot.task.wall_height + obj.half_height + 0.01]), yaw
+        return goal
+
+
+OPERATORS = {"insertion": InsertionOperator, "drawer": DrawerOperator, "sorting": SortingOperator}
 
 
 def make_operator(robot: SimRobot):

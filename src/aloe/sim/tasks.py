@@ -1,4 +1,4 @@
-"""The three simulated tasks: precision insertion, a three-stage drawer task, and sorting.
+"""The three simulated tasks: precision insertion, a three-stage lidded box ("drawer"), sorting.
 
 A task samples a scene from a seed and a variant ("train", or "unseen" objects held out
 of all training data), writes its objects as MJCF, places them, and detects its stages,
@@ -77,8 +77,9 @@ class Obj:
         )
 
 
-def tray_xml(name: str, inner_half: tuple, wall_height: float, colour: str, wall: float = 0.005, floor: float = 0.003) -> str:
-    """An open-top container as a mocap body; its frame sits on the table at the floor's centre."""
+def tray_xml(name: str, inner_half: tuple, wall_height: float, colour: str, wall: float = 0.005, floor: float = 0.003, children: str = "") -> str:
+    """An open-top container as a mocap body; its frame sits on the table at the floor's centre.
+    `children` (MJCF bodies) move with it, such as a lid."""
     lx, ly = inner_half
     h = wall_height / 2
     rgba = COLOURS[colour] if colour in COLOURS else colour
@@ -89,7 +90,7 @@ def tray_xml(name: str, inner_half: tuple, wall_height: float, colour: str, wall
         f'<geom type="box" size="{lx:.4f} {wall / 2:.4f} {h:.4f}" pos="0 {ly + wall / 2:.4f} {h:.4f}" rgba="{rgba}"/>',
         f'<geom type="box" size="{lx:.4f} {wall / 2:.4f} {h:.4f}" pos="0 {-ly - wall / 2:.4f} {h:.4f}" rgba="{rgba}"/>',
     ]
-    return f'<body name="{name}" mocap="true" pos="0 0 0">{"".join(geoms)}</body>'
+    return f'<body name="{name}" mocap="true" pos="0 0 0">{"".join(geoms)}{children}</body>'
 
 
 def yaw_quat(yaw: float) -> np.ndarray:
@@ -201,4 +202,109 @@ class Insertion(Task):
         return [bool(phone[2] > TABLE_TOP_Z + scene.objects[0].half_height + 0.02) or inserted, inserted]
 
 
-TASKS = {task.name: task for task in (Insertion(),)}
+class Drawer(Task):
+    """Three dependent stages: slide a box's lid open, put an object in, slide the lid shut.
+
+    The lid runs on a slide joint along the box's x axis and carries a knob on top; it
+    clears the walls by a millimetre, so only the gripper moves it.
+    """
+
+    name = "drawer"
+    stage_names = ("opened", "placed", "closed")
+    episode_seconds = 40.0
+    inner = (0.045, 0.045)
+    wall_height = 0.04
+    travel = 0.10  # lid opening along the box's +x
+    knob_half = (0.012, 0.012, 0.012)
+
+    def sample(self, rng, variant, seed):
+        if variant == "train":
+            shape = str(rng.choice(["box", "cylinder"]))
+            size = (0.016, 0.016, 0.015) if shape == "box" else (0.016, 0.015)
+            colour = str(rng.choice(TRAIN_COLOURS))
+        else:  # shapes and colours never used for training
+            shape = str(rng.choice(["ellipsoid", "capsule"]))
+            size = (0.022, 0.015, 0.013) if shape == "ellipsoid" else (0.012, 0.004)
+            colour = str(rng.choice(UNSEEN_COLOURS))
+        obj = Obj("item", shape, size, colour, (rng.uniform(-0.14, -0.06), rng.uniform(0.50, 0.66), rng.uniform(-0.6, 0.6)))
+        box = (rng.uniform(0.0, 0.06), rng.uniform(0.55, 0.66), rng.uniform(-0.25, 0.25))
+        noun = {"box": "cube", "cylinder": "cylinder", "ellipsoid": "pebble", "capsule": "capsule"}[shape]
+        instruction = f"open the box, put the {colour} {noun} inside and close the lid"
+        return Scene(self.name, variant, seed, instruction, [obj], {"box": box})
+
+    def objects_xml(self, scene):
+        lx, ly = self.inner
+        thickness = 0.004
+        z = self.wall_height + 0.001 + thickness / 2
+        kx, ky, kz = self.knob_half
+        lid = (
+            f'<body name="lid" pos="0 0 {z:.4f}">'
+            f'<joint name="lid_slide" type="slide" axis="1 0 0" range="0 {self.travel}" damping="2" limited="true"/>'
+            '<inertial pos="0 0 0" mass="0.06" diaginertia="5e-5 5e-5 1e-4"/>'
+            f'<geom type="box" size="{lx + 0.008:.4f} {ly + 0.008:.4f} {thickness / 2}" rgba="0.8 0.8 0.75 1"/>'
+            f'<geom name="knob" type="box" size="{kx} {ky} {kz}" pos="{lx - kx:.4f} 0 {thickness / 2 + kz:.4f}" '
+            f'rgba="0.3 0.3 0.3 1" {OBJECT_FRICTION}/></body>'
+        )
+        return scene.objects[0].xml() + tray_xml("box", self.inner, self.wall_height, "0.55 0.4 0.25 1", children=lid)
+
+    def lid_opening(self, data) -> float:
+        """How far the lid is open, 0 (shut) .. 1 (fully open)."""
+        return float(data.joint("lid_slide").qpos[0]) / self.travel
+
+    def stages(self, data, scene):
+        inside = in_container(data, "item", scene.containers["box"], self.inner, below=self.wall_height)
+        opening = self.lid_opening(data)
+        # Stages latch in order, so "opened" stays done once the lid is shut again.
+        opened = opening > 0.8 or inside
+        return [opened, inside, inside and opening < 0.05]
+
+
+class Sorting(Task):
+    """Three objects of different shapes and colours into the bins the instruction names."""
+
+    name = "sorting"
+    stage_names = ("first", "second", "third")
+    episode_seconds = 45.0
+    bins = {"left": (-0.16, 0.50), "right": (0.16, 0.50)}
+    inner = (0.055, 0.055)
+    wall_height = 0.025
+
+    def sample(self, rng, variant, seed):
+        if variant == "train":
+            kinds = [("cube", "box", (0.018, 0.018, 0.018)), ("cylinder", "cylinder", (0.017, 0.02)), ("block", "box", (0.025, 0.014, 0.014))]
+            colours = list(rng.permutation(TRAIN_COLOURS)[:3])
+        else:
+            kinds = [("pebble", "ellipsoid", (0.02, 0.016, 0.013)), ("disc", "cylinder", (0.022, 0.009)), ("capsule", "capsule", (0.012, 0.009))]
+            colours = list(rng.permutation(UNSEEN_COLOURS)[:3])
+        order = rng.permutation(3)
+        # Three slots across the middle of the table, jittered, so objects never overlap.
+        slots = [(-0.07, 0.66), (0.0, 0.62), (0.07, 0.66)]
+        objects, targets = [], []
+        for slot, k in zip(slots, order):
+            noun, shape, size = kinds[k]
+            colour = str(colours[k])
+            pose = (slot[0] + rng.uniform(-0.015, 0.015), slot[1] + rng.uniform(-0.02, 0.02), rng.uniform(-0.6, 0.6))
+            objects.append(Obj(f"{colour}_{noun}", shape, size, colour, pose))
+            targets.append(str(rng.choice(list(self.bins))))
+        if len(set(targets)) == 1:  # always use both bins
+            targets[int(rng.integers(3))] = "left" if targets[0] == "right" else "right"
+        parts = [f"the {o.colour} {o.name.split('_')[1]} in the {t} bin" for o, t in zip(objects, targets)]
+        instruction = "put " + ", ".join(parts[:-1]) + " and " + parts[-1]
+        containers = {f"{side}_bin": (x, y, 0.0) for side, (x, y) in self.bins.items()}
+        return Scene(self.name, variant, seed, instruction, objects, containers, {"targets": targets})
+
+    def objects_xml(self, scene):
+        bins = "".join(tray_xml(f"{side}_bin", self.inner, self.wall_height, "0.5 0.5 0.55 1") for side in self.bins)
+        return "".join(o.xml() for o in scene.objects) + bins
+
+    def in_bin(self, data, name: str, bin_pose) -> bool:
+        # Resting on another object inside the bin counts too.
+        return in_container(data, name, bin_pose, self.inner, below=self.wall_height + 0.04)
+
+    def stages(self, data, scene):
+        """Stage k is done when at least k+1 objects lie in their named bins."""
+        placed = sum(self.in_bin(data, o.name, scene.containers[f"{t}_bin"]) for o, t in zip(scene.objects, scene.extra["targets"]))
+        return [placed > k for k in range(len(scene.objects))]
+
+
+TASKS = {task.name: task for task in (Insertion(), Drawer(), Sorting())}
