@@ -10,6 +10,8 @@ HERE = Path(__file__).parent
 NODES = {
     "episode_manager": "aloe.nodes.episode_manager:main",
     "command_mux": "aloe.nodes.command_mux:main",
+    "sim_robot": "aloe.nodes.sim_robot:main",
+    "episode_runner": "aloe.nodes.episode_runner:main",
 }
 
 

@@ -8,7 +8,7 @@ Arguments:
   params_file:=FILE        an extra ROS 2 parameter file, applied after config/aloe.yaml
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -31,6 +31,8 @@ def nodes_for(context):
             parameters=parameter_files,
             output="screen",
             emulate_tty=True,
+            # A node marked `ends_graph` (the episode runner) ends the launch when done.
+            on_exit=Shutdown(reason=f"{node.name} finished") if node.ends_graph else None,
         )
         for node in graph.nodes
     ]

@@ -26,7 +26,7 @@ def bringup(ros_domain):
 
 
 def test_graph_serves_episodes_and_stops_cleanly_on_ctrl_c(bringup, rclpy_context):
-    graph = bringup("--namespace", "itest")
+    graph = bringup("--namespace", "itest", "--only", "episode_manager", "--only", "command_mux")
     assert graph.wait_for(r"started command_mux"), graph.output()
     client_node = node(rclpy_context, "tester", namespace="/itest")
     events = []
@@ -47,7 +47,7 @@ def test_graph_serves_episodes_and_stops_cleanly_on_ctrl_c(bringup, rclpy_contex
 
 
 def test_bounded_run_ends_by_itself_and_reports(bringup):
-    graph = bringup("--duration", "2", "--namespace", "bounded")
+    graph = bringup("--duration", "2", "--namespace", "bounded", "--only", "episode_manager", "--only", "command_mux")
     assert graph.finish(timeout_s=60) == 0, graph.output()
     assert graph.wait_for(r"ran \d+\.\d s; nodes: episode_manager exited with code 0, command_mux exited with code 0")
 

@@ -1,7 +1,7 @@
 """Both launchers start the same graph: the launch file's nodes equal the runner's processes.
 
 The `launch` and `launch_ros` packages are not installable from PyPI, so the launch file
-runs here against small recording stand-ins for the four launch classes it uses; every
+runs here against small recording stand-ins for the five launch classes it uses; every
 aloe function it calls is the real one.
 """
 import importlib.util
@@ -44,12 +44,16 @@ def stand_in_launch_modules():
         def perform(self, context):
             return context.arguments[self.name]
 
+    class Shutdown:
+        def __init__(self, reason=""):
+            self.reason = reason
+
     class Node:
         def __init__(self, **kwargs):
             self.kwargs = kwargs
 
     launch.LaunchDescription = LaunchDescription
-    actions.DeclareLaunchArgument, actions.OpaqueFunction = DeclareLaunchArgument, OpaqueFunction
+    actions.DeclareLaunchArgument, actions.OpaqueFunction, actions.Shutdown = DeclareLaunchArgument, OpaqueFunction, Shutdown
     substitutions.LaunchConfiguration = LaunchConfiguration
     ros_actions.Node = Node
     return {"launch": launch, "launch.actions": actions, "launch.substitutions": substitutions, "launch_ros": launch_ros, "launch_ros.actions": ros_actions}
@@ -94,6 +98,9 @@ def test_launch_file_and_runner_start_the_same_nodes_with_the_same_arguments(mon
     assert from_launch == from_runner
     assert {n["package"] for n in nodes} == {"aloe"}
     assert len(from_runner) == len(graph.nodes) >= 2
+    # The node whose exit ends a bounded `aloe bringup` ends the launch too.
+    ends_launch = {n["name"] for n in nodes if n["on_exit"] is not None}
+    assert ends_launch == {p.name for p in processes if p.ends_graph} == {"episode_runner"}
 
 
 def test_launch_file_rejects_an_unknown_parameter_before_starting(monkeypatch, tmp_path):

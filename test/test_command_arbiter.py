@@ -90,3 +90,20 @@ def test_inconsistent_limits_are_refused():
         JointLimits(lower=[0.0, 0.0], upper=[1.0], max_velocity=[1.0, 1.0])
     with pytest.raises(ValueError, match="above its upper"):
         JointLimits(lower=[1.0], upper=[0.0], max_velocity=[1.0])
+
+
+def test_a_pose_jump_no_arm_can_make_drops_stale_commands_and_holds_the_new_pose():
+    arbiter = make_arbiter(max_velocity=3.0)
+    arbiter.observe([0.0, 0.0, 0.0])
+    arbiter.offer(Command([0.5, 0.5, 0.5], OPERATOR), now=0.0)
+    for k in range(10):
+        arbiter.decide(now=0.01 * k, dt=DT)
+    # A normal sample (the arm moved a little) changes nothing.
+    assert arbiter.observe([0.05, 0.05, 0.05]) is None
+    assert arbiter.decide(now=0.1, dt=DT).command.source == OPERATOR
+    # The simulator reset the robot elsewhere: the operator's command was for the old pose.
+    note = arbiter.observe([-0.9, 0.05, 0.05])
+    assert note and "joint 0 by -0.95" in note
+    decision = arbiter.decide(now=0.11, dt=DT)
+    assert decision.command.source == HOLD
+    np.testing.assert_allclose(decision.command.positions, [-0.9, 0.05, 0.05])

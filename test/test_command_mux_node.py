@@ -10,8 +10,10 @@ from ros_helpers import node, spin_until
 HOME = [0.05 * i for i in range(14)]  # inside every joint limit
 
 
-def test_mux_holds_measured_pose_follows_policy_and_holds_on_bad_commands(bringup, rclpy_context):  # noqa: F811
-    graph = bringup("--namespace", "mux", "--only", "command_mux")
+def test_mux_holds_measured_pose_follows_policy_and_holds_on_bad_commands(bringup, rclpy_context, tmp_path):  # noqa: F811
+    wall_clock = tmp_path / "wall_clock.yaml"  # no simulator here to publish /clock
+    wall_clock.write_text("/**/command_mux:\n  ros__parameters:\n    use_sim_time: false\n")
+    graph = bringup("--namespace", "mux", "--only", "command_mux", "--params", str(wall_clock))
     assert graph.wait_for(r"\[command_mux\].*ready"), graph.output()
     tester = node(rclpy_context, "tester", namespace="/mux")
     commands = []

@@ -54,6 +54,8 @@ def bringup(args) -> int:
         seen = monitor.snapshot([s.name for s in SERVICES if s.server in executables])
         if how == "died":
             runner.say(f"node '{name}' {describe_exit(code)}: {runner.why(name)}; stopping the others")
+        elif how == "finished":
+            runner.say(f"node '{name}' finished its work; stopping the others")
         codes = runner.stop()
         report(runner, monitor, seen, elapsed, codes)
     finally:

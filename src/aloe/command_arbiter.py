@@ -14,6 +14,9 @@ import numpy as np
 # Values of aloe_msgs/msg/JointCommand sources, kept here so the logic needs no ROS.
 POLICY, OPERATOR, HOLD = 0, 1, 2
 SOURCE_NAMES = {POLICY: "POLICY", OPERATOR: "OPERATOR", HOLD: "HOLD"}
+# A change between two joint measurements (rad, or gripper units) no arm makes in one
+# sample: ten times what 3 rad/s moves in 20 ms.
+JUMP = 0.6
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class CommandArbiter:
     estopped: bool = False
     _latest: dict = field(default_factory=dict)  # source -> (Command, receive time)
     _last_output: Optional[np.ndarray] = None
+    _last_measured: Optional[np.ndarray] = None
 
     def validate(self, positions) -> Optional[str]:
         """None if `positions` can be executed, else the reason it cannot."""
@@ -82,10 +86,29 @@ class CommandArbiter:
         self._latest[command.source] = (command, now)
         return None
 
-    def observe(self, measured_positions) -> None:
-        """Measured joint positions: the hold position until anything has been commanded."""
-        if self._last_output is None and self.validate(measured_positions) is None:
-            self._last_output = np.asarray(measured_positions, dtype=float)
+    def observe(self, measured_positions) -> Optional[str]:
+        """Measured joint positions: the hold position until anything has been commanded.
+
+        A jump between two measurements that no arm can make (a simulator reset, or a
+        robot re-homed by its driver) makes every command so far stale: they were computed
+        for the old pose. They are dropped and the robot holds where it now is; the
+        return value says so.
+        """
+        if self.validate(measured_positions) is not None:
+            return None
+        measured = np.asarray(measured_positions, dtype=float)
+        previous, self._last_measured = self._last_measured, measured
+        if self._last_output is None:
+            self._last_output = measured
+        elif previous is not None and np.max(np.abs(measured - previous)) > JUMP:
+            self._latest.clear()
+            self._last_output = measured
+            joint = int(np.argmax(np.abs(measured - previous)))
+            return (
+                f"the measured pose jumped (joint {joint} by {measured[joint] - previous[joint]:+.2f} in one sample: "
+                "a robot reset); dropped stale commands, holding the new pose"
+            )
+        return None
 
     def emergency_stop(self) -> None:
         self.estopped = True

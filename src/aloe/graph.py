@@ -34,6 +34,7 @@ def config_dir() -> Path:
 class NodeSpec:
     name: str
     executable: str
+    ends_graph: bool = False  # its exit with code 0 ends the whole graph
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,16 @@ def load_graph(path=None) -> Graph:
     known = node_executables()
     nodes = []
     for entry in description["nodes"]:
-        if not isinstance(entry, dict) or set(entry) != {"name", "executable"}:
-            raise GraphError(f"bringup description {path}: each node needs exactly 'name' and 'executable', got {entry!r}")
+        if not isinstance(entry, dict) or not {"name", "executable"} <= set(entry) <= {"name", "executable", "ends_graph"}:
+            raise GraphError(
+                f"bringup description {path}: each node needs 'name' and 'executable' (and may set 'ends_graph'), got {entry!r}"
+            )
         if entry["executable"] not in known:
             raise GraphError(
                 f"bringup description {path}: unknown node executable '{entry['executable']}' "
                 f"(known: {', '.join(sorted(known))})"
             )
-        nodes.append(NodeSpec(str(entry["name"]), str(entry["executable"])))
+        nodes.append(NodeSpec(str(entry["name"]), str(entry["executable"]), bool(entry.get("ends_graph", False))))
     names = [n.name for n in nodes]
     if len(set(names)) != len(names):
         raise GraphError(f"bringup description {path}: node names must be unique, got {names}")

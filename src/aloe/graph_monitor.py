@@ -10,7 +10,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
-from aloe.topics import CONTRACT
+from aloe.topics import CONTRACT, resolve
 
 # Services every rclpy node offers; the summary lists only the graph's own.
 STANDARD_SERVICES = (
@@ -33,7 +33,7 @@ class GraphMonitor:
         self.counts = Counter()
         self.first_seen, self.last_seen = {}, {}
         for topic in CONTRACT:
-            name = f"{self.namespace}/{topic.name}"
+            name = resolve(self.namespace, topic.name)
             self.node.create_subscription(
                 topic.msg_type, name, lambda _msg, n=name: self._count(n), topic.qos, raw=True
             )
@@ -80,9 +80,10 @@ class GraphMonitor:
 
     def _graph(self) -> dict:
         prefix = self.namespace + "/"
+        global_names = {topic.name for topic in CONTRACT if topic.name.startswith("/")}
         topics = {}
         for name, types in self.node.get_topic_names_and_types():
-            if name.startswith(prefix) and self.node.count_publishers(name) > 0:
+            if (name.startswith(prefix) or name in global_names) and self.node.count_publishers(name) > 0:
                 topics[name] = types[0]
         services = sorted(
             name

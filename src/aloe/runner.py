@@ -2,8 +2,9 @@
 
 It starts each node of the bringup description as its own process with the same
 arguments `ros2 launch aloe bringup.launch.py` would give it, prefixes every output line
-with the node's name, and stops all of them on Ctrl-C, at the end of a bounded run, or as
-soon as one of them dies (saying which one and why).
+with the node's name, and stops all of them on Ctrl-C, at the end of a bounded run, when a
+node marked `ends_graph` has finished, or as soon as one of them dies (saying which one
+and why).
 """
 import fcntl
 import os
@@ -28,6 +29,7 @@ class RunnerError(RuntimeError):
 class ProcessSpec:
     name: str
     argv: tuple
+    ends_graph: bool = False  # its exit with code 0 means the graph's work is done
 
 
 def normalize_namespace(namespace: str) -> str:
@@ -49,7 +51,7 @@ def node_processes(graph: Graph, namespace: str, parameter_files) -> list:
     for node in graph.nodes:
         module = targets[node.executable].split(":")[0]
         argv = (sys.executable, "-m", module, *ros_arguments(node.name, namespace, parameter_files))
-        processes.append(ProcessSpec(node.name, argv))
+        processes.append(ProcessSpec(node.name, argv, node.ends_graph))
     return processes
 
 
@@ -142,16 +144,20 @@ class Runner:
         self.stop_requested.set()
 
     def wait(self, duration_s=None) -> tuple:
-        """Block until the duration ends, a stop is requested, or a node dies.
+        """Block until the duration ends, a stop is requested, or a node exits.
 
-        Returns ("duration" | "stopped", None, None) or ("died", name, exit code).
+        Returns ("duration" | "stopped", None, None), ("finished", name, 0) when a node
+        marked `ends_graph` is done, or ("died", name, exit code).
         """
+        ends_graph = {spec.name for spec in self.specs if spec.ends_graph}
         deadline = None if duration_s is None else time.monotonic() + duration_s
         while True:
             if self.stop_requested.wait(0.1):
                 return ("stopped", None, None)
             for name, child in self.children.items():
                 code = child.poll()
+                if code == 0 and name in ends_graph:
+                    return ("finished", name, code)
                 if code is not None:
                     return ("died", name, code)
             if deadline is not None and time.monotonic() >= deadline:

@@ -1,7 +1,7 @@
 """The topic contract: every topic of an aloe graph, its type and its QoS, in one place.
 
 Names are relative, so they resolve inside the node's namespace (default `/aloe`) and
-several robots can share one DDS domain. The README's topic table is checked against
+several robots can share one DDS domain; only `/clock` is global, as ROS 2 expects it. The README's topic table is checked against
 this module by the tests.
 """
 from dataclasses import dataclass
@@ -26,6 +26,9 @@ LATCHED_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+
+# What rclpy's time source subscribes with; every 20 ms tick supersedes the last.
+CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 CAMERAS = ("head", "left_wrist", "right_wrist")
 
@@ -61,9 +64,15 @@ CONTRACT = (
     Topic("command", "aloe_msgs/msg/JointCommand", STREAM_QOS, "the arbitrated 50 Hz command the robot executes"),
     Topic("episode", "aloe_msgs/msg/EpisodeEvent", LATCHED_QOS, "episode start and end (success, failure, abort)"),
     Topic("critic/q_value", "aloe_msgs/msg/QValue", STREAM_QOS, "the critic's Q of every executed chunk"),
+    Topic("/clock", "rosgraph_msgs/msg/Clock", CLOCK_QOS, "simulation time, one tick per 20 ms control step (simulator only)"),
 )
 
 BY_NAME = {topic.name: topic for topic in CONTRACT}
+
+
+def resolve(namespace: str, name: str) -> str:
+    """The absolute name of a contract topic or service in a robot namespace."""
+    return name if name.startswith("/") else "/" + namespace.strip("/") + "/" + name
 
 
 def topic(name: str) -> Topic:
@@ -81,6 +90,7 @@ class Service:
 SERVICES = (
     Service("start_episode", "aloe_msgs/srv/StartEpisode", "episode_manager", "start an episode with a task and instruction"),
     Service("end_episode", "aloe_msgs/srv/EndEpisode", "episode_manager", "end the running episode with its outcome"),
+    Service("sim/reset", "aloe_msgs/srv/ResetSim", "sim_robot", "reset the simulator to a task, seed, variant and disturbances"),
     Service("emergency_stop", "std_srvs/srv/Trigger", "command_mux", "latch HOLD until `release` is called"),
     Service("release", "std_srvs/srv/Trigger", "command_mux", "clear an emergency stop"),
 )

@@ -68,7 +68,9 @@ class CommandMux(Node):
             )
 
     def on_joint_state(self, msg: JointState) -> None:
-        self.arbiter.observe(list(msg.position))
+        note = self.arbiter.observe(list(msg.position))
+        if note is not None:
+            self.get_logger().info(note)
 
     def on_emergency_stop(self, request, response):
         self.arbiter.emergency_stop()

@@ -38,6 +38,8 @@ class EpisodeManager(Node):
             kind=kind,
             task=episode.task,
             instruction=episode.instruction,
+            seed=episode.seed,
+            variant=episode.variant,
             reason=reason,
         )
         event.header.stamp = self.get_clock().now().to_msg()

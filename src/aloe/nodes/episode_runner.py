@@ -1,0 +1,119 @@
+"""Episode runner: works through a list of simulated episodes and ends when they are done.
+
+For each (task, seed) it resets the simulator (`sim/reset`, which answers with the scene's
+instruction), starts the episode (`start_episode`) and waits for its end on `episode`,
+which the simulator's detector or its time limit triggers. It logs each outcome and a
+summary. This is what `aloe bringup` runs by default, with the scripted operator driving.
+"""
+import sys
+import time
+from dataclasses import dataclass
+
+from aloe_msgs.msg import EpisodeEvent
+from aloe_msgs.srv import ResetSim, StartEpisode
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+
+from aloe.episodes import KIND_NAMES
+from aloe.nodes.entry import NodeConfigError, declare_checked, run
+from aloe.topics import topic
+
+PARAMETERS = {
+    "tasks": ["insertion", "drawer", "sorting"],
+    "episodes_per_task": 1,
+    "first_seed": 0,
+    "variant": "train",
+    "disturbances": "",
+    "exit_when_done": True,  # end the node (and a bounded bringup) after the last episode
+}
+
+
+@dataclass
+class Planned:
+    task: str
+    seed: int
+    outcome: str = ""
+    reason: str = ""
+    seconds: float = 0.0
+
+
+def episode_plan(tasks, episodes_per_task: int, first_seed: int) -> list:
+    return [Planned(task, first_seed + i) for task in tasks for i in range(episodes_per_task)]
+
+
+class EpisodeRunner(Node):
+    def __init__(self):
+        super().__init__("episode_runner")
+        declare_checked(self, PARAMETERS)
+        value = lambda name: self.get_parameter(name).value  # noqa: E731
+        if value("episodes_per_task") < 1 or not value("tasks"):
+            raise NodeConfigError("episode_runner: needs at least one task and episodes_per_task >= 1")
+        self.plan = episode_plan(value("tasks"), value("episodes_per_task"), value("first_seed"))
+        self.variant, self.disturbances = value("variant"), value("disturbances")
+        self.exit_when_done = value("exit_when_done")
+        self.index, self.pending, self.episode_id, self.started_at = 0, None, "", 0.0
+        self.reset_client = self.create_client(ResetSim, "sim/reset")
+        self.start_client = self.create_client(StartEpisode, "start_episode")
+        episode = topic("episode")
+        self.create_subscription(EpisodeEvent, episode.name, self.on_episode, episode.qos)
+        # Orchestration polls on the wall clock: the sim clock only runs once the sim does.
+        self.create_timer(0.1, self.advance, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    @property
+    def current(self) -> Planned:
+        return self.plan[self.index]
+
+    def advance(self) -> None:
+        if self.index >= len(self.plan) or self.pending is not None or self.episode_id:
+            return
+        if not (self.reset_client.service_is_ready() and self.start_client.service_is_ready()):
+            return
+        request = ResetSim.Request(task=self.current.task, seed=self.current.seed, variant=self.variant, disturbances=self.disturbances)
+        self.pending = self.reset_client.call_async(request)
+        self.pending.add_done_callback(self.on_reset)
+
+    def on_reset(self, future) -> None:
+        response = future.result()
+        if not response.success:
+            self.finish_episode("error", response.message)
+            return
+        request = StartEpisode.Request(
+            task=self.current.task, instruction=response.instruction, seed=self.current.seed, variant=self.variant
+        )
+        self.pending = self.start_client.call_async(request)
+        self.pending.add_done_callback(self.on_started)
+
+    def on_started(self, future) -> None:
+        response = future.result()
+        if not response.success:
+            self.finish_episode("error", response.message)
+            return
+        self.episode_id, self.started_at, self.pending = response.episode_id, time.monotonic(), None
+        self.get_logger().info(f"episode {self.index + 1}/{len(self.plan)}: {self.current.task} seed {self.current.seed} ({response.episode_id})")
+
+    def on_episode(self, msg: EpisodeEvent) -> None:
+        if msg.kind != EpisodeEvent.START and self.episode_id and msg.episode_id == self.episode_id:
+            self.finish_episode(KIND_NAMES[msg.kind], msg.reason)
+
+    def finish_episode(self, outcome: str, reason: str) -> None:
+        planned = self.current
+        planned.outcome, planned.reason = outcome, reason
+        planned.seconds = time.monotonic() - self.started_at if self.episode_id else 0.0
+        self.get_logger().info(f"{planned.task} seed {planned.seed}: {outcome} ({reason}), {planned.seconds:.1f} s wall")
+        self.index, self.pending, self.episode_id = self.index + 1, None, ""
+        if self.index == len(self.plan):
+            self.summarise()
+
+    def summarise(self) -> None:
+        successes = sum(p.outcome == "SUCCESS" for p in self.plan)
+        self.get_logger().info(f"done: {successes}/{len(self.plan)} episodes succeeded: " + ", ".join(f"{p.task}/{p.seed} {p.outcome}" for p in self.plan))
+        if self.exit_when_done:
+            self.context.try_shutdown()
+
+
+def main():
+    sys.exit(run(EpisodeRunner))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Simulated robot: the MuJoCo ALOHA behind the same topics a real robot has, plus `/clock`.
+
+Each 20 ms tick it executes the newest `command`, publishes `joint_states` and `/clock`,
+renders the three cameras every `1 / camera_rate_hz` s, and, while an episode runs, ends
+it through the episode manager when the task's detector says success or failure. With
+`scripted_operator` the privileged-state expert drives through `operator/command`, so its
+commands pass the command mux like a human operator's. Every other node runs on the sim
+clock (`use_sim_time`), so a graph that renders slower than real time stays consistent.
+"""
+import sys
+import time
+
+import numpy as np
+from aloe_msgs.msg import EpisodeEvent, JointCommand
+from aloe_msgs.srv import EndEpisode, ResetSim
+from rclpy.node import Node
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+
+from aloe.nodes.entry import NodeConfigError, declare_checked, run
+from aloe.sim.disturbances import DisturbanceError
+from aloe.sim.env import CONTROL_DT, SimError
+from aloe.sim.scene import JOINT_NAMES
+from aloe.sim.session import SimSession
+from aloe.topics import CAMERAS, camera_topic, topic
+
+PARAMETERS = {
+    "task": "insertion",  # scene loaded at start; `sim/reset` loads others
+    "seed": 0,
+    "variant": "train",
+    "disturbances": "",  # e.g. "push:0.5,drop:0.2"
+    "image_height": 240,
+    "image_width": 320,
+    "camera_rate_hz": 5.0,  # rendering costs ~11 ms per camera here: render what the policy uses
+    "real_time_factor": 1.0,  # sim seconds per wall second at most; 0 runs as fast as it can
+    "scripted_operator": True,  # the expert drives through operator/command
+}
+
+
+class SimRobotNode(Node):
+    def __init__(self):
+        super().__init__("sim_robot")
+        declare_checked(self, PARAMETERS)
+        value = lambda name: self.get_parameter(name).value  # noqa: E731
+        self.real_time_factor = value("real_time_factor")
+        if self.real_time_factor < 0:
+            raise NodeConfigError(f"sim_robot: real_time_factor must be >= 0, got {self.real_time_factor}")
+        try:
+            self.session = SimSession(
+                (value("image_height"), value("image_width")), value("camera_rate_hz"), time.time(), value("scripted_operator")
+            )
+            scene = self.session.reset(value("task"), value("seed"), value("variant"), value("disturbances"))
+        except (ValueError, SimError, DisturbanceError) as error:
+            raise NodeConfigError(f"sim_robot: {error}") from None
+        self.get_logger().info(f"scene {scene.task} seed {scene.seed} ({scene.variant}): {scene.instruction}")
+        self.command, self.resyncing = None, False
+        self.episode_id = ""
+
+        joint_states = topic("joint_states")
+        self.joint_states = self.create_publisher(JointState, joint_states.name, joint_states.qos)
+        self.cameras = {c: self.create_publisher(Image, camera_topic(c), topic(camera_topic(c)).qos) for c in CAMERAS}
+        clock = topic("/clock")
+        self.clock = self.create_publisher(Clock, clock.name, clock.qos)
+        operator = topic("operator/command")
+        self.operator = self.create_publisher(JointCommand, operator.name, operator.qos)
+        command = topic("command")
+        self.create_subscription(JointCommand, command.name, self.on_command, command.qos)
+        episode = topic("episode")
+        self.create_subscription(EpisodeEvent, episode.name, self.on_episode, episode.qos)
+        self.end_episode = self.create_client(EndEpisode, "end_episode")
+        self.create_service(ResetSim, "sim/reset", self.on_reset)
+        period = CONTROL_DT / self.real_time_factor if self.real_time_factor > 0 else 0.0
+        self.create_timer(period, self.tick)
+
+    def on_command(self, msg: JointCommand) -> None:
+        command = np.array(msg.positions)
+        if self.resyncing:
+            # After a reset the robot stands elsewhere: commands still in flight were meant
+            # for the old pose and would whip the arm there. Wait until the command stream
+            # starts from the new pose (the mux holds it once it sees the jump).
+            if command.shape != self.session.robot.last_command.shape or np.max(np.abs(command - self.session.robot.joint_positions())) > 0.3:
+                return
+            self.resyncing = False
+        self.command = command
+
+    def on_episode(self, msg: EpisodeEvent) -> None:
+        if msg.kind == EpisodeEvent.START:
+            self.episode_id = msg.episode_id
+            self.session.begin_episode()
+        elif msg.episode_id == self.episode_id:
+            self.session.end_episode()
+
+    def on_reset(self, request, response):
+        try:
+            scene = self.session.reset(request.task, request.seed, request.variant or "train", request.disturbances)
+        except (SimError, DisturbanceError) as error:
+            response.success, response.message = False, str(error)
+            return response
+        self.command, self.resyncing = None, True
+        self.get_logger().info(f"reset to {scene.task} seed {scene.seed} ({scene.variant}): {scene.instruction}")
+        response.success, response.instruction = True, scene.instruction
+        return response
+
+    def tick(self) -> None:
+        tick = self.session.tick(self.command)
+        if not tick.report.accepted:
+            self.get_logger().warning(f"rejected command: {tick.report.reason}; holding", throttle_duration_sec=1.0)
+        stamp = Time(nanoseconds=round(tick.time * 1e9)).to_msg()
+        self.clock.publish(Clock(clock=stamp))
+        state = JointState(name=list(JOINT_NAMES), position=tick.positions.tolist(), velocity=tick.velocities.tolist())
+        state.header.stamp = stamp
+        self.joint_states.publish(state)
+        if tick.operator_command is not None:
+            msg = JointCommand(positions=tick.operator_command.tolist(), source=JointCommand.SOURCE_OPERATOR)
+            msg.header.stamp = stamp
+            self.operator.publish(msg)
+        if tick.images is not None:
+            for camera, pixels in tick.images.items():
+                image = Image(height=pixels.shape[0], width=pixels.shape[1], encoding="rgb8", step=pixels.shape[1] * 3)
+                image.header.stamp, image.header.frame_id = stamp, camera
+                image.data = pixels.tobytes()
+                self.cameras[camera].publish(image)
+        if tick.outcome is not None:
+            kind, reason = tick.outcome
+            outcome = EpisodeEvent.SUCCESS if kind == "success" else EpisodeEvent.FAILURE
+            self.get_logger().info(f"episode {self.episode_id}: {kind} ({reason})")
+            self.end_episode.call_async(EndEpisode.Request(outcome=outcome, reason=reason))
+
+    def destroy_node(self):
+        self.session.close()
+        super().destroy_node()
+
+
+def main():
+    sys.exit(run(SimRobotNode))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The simulated robot behind ROS: the per-tick logic without a graph, then the node over
+real DDS, then the whole default graph running scripted episodes to the end."""
+import numpy as np
+import pytest
+from aloe_msgs.msg import JointCommand
+from aloe_msgs.srv import ResetSim
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+
+from aloe.sim.env import SimError
+from aloe.sim.scene import HOME
+from aloe.sim.session import SimSession
+from aloe.topics import CAMERAS, camera_topic, topic
+from ros_helpers import call_service, node, spin_until
+from test_bringup import bringup  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def session():
+    session = SimSession(image_size=(48, 64), camera_rate_hz=10.0, start_time=100.0)
+    yield session
+    session.close()
+
+
+def test_session_renders_at_the_camera_rate_and_its_clock_never_goes_back(session):
+    session.reset("sorting", 1)
+    ticks = [session.tick(None) for _ in range(20)]
+    assert [t.images is not None for t in ticks] == [k % 5 == 4 for k in range(20)]
+    assert set(ticks[4].images) == set(CAMERAS)
+    session.reset("insertion", 2)  # the robot's own time restarts; the published clock does not
+    after = session.tick(None)
+    assert after.time > ticks[-1].time
+    np.testing.assert_allclose(after.time, 100.0 + 21 * 0.02)
+
+
+def test_session_operator_works_episodes_only_and_the_outcome_is_reported_once(session):
+    session.reset("insertion", 3)
+    assert session.tick(None).operator_command is None  # no episode yet: nothing drives
+    session.begin_episode()
+    outcomes, command = [], None
+    for _ in range(1000):
+        tick = session.tick(command)
+        command = tick.operator_command
+        if tick.outcome:
+            outcomes.append(tick.outcome)
+    assert len(outcomes) == 1 and outcomes[0][0] == "success"
+    assert "grasped, inserted" in outcomes[0][1]
+    with pytest.raises(SimError, match="valid: insertion, drawer, sorting"):
+        session.reset("laundry", 0)
+
+
+def test_sim_node_publishes_its_topics_obeys_commands_and_resets(bringup, rclpy_context, tmp_path):  # noqa: F811
+    params = tmp_path / "sim.yaml"
+    params.write_text(
+        "/**/sim_robot:\n  ros__parameters:\n    image_height: 48\n    image_width: 64\n"
+        "    camera_rate_hz: 10.0\n    scripted_operator: false\n"
+    )
+    graph = bringup("--namespace", "simnode", "--only", "sim_robot", "--params", str(params))
+    assert graph.wait_for(r"\[sim_robot\].*ready", timeout_s=60), graph.output()
+    tester = node(rclpy_context, "tester", namespace="/simnode")
+    seen = {name: [] for name in ("joint_states", "/clock", *(camera_topic(c) for c in CAMERAS))}
+    for name, msg_type in (("joint_states", JointState), ("/clock", Clock), *((camera_topic(c), Image) for c in CAMERAS)):
+        tester.create_subscription(msg_type, name, seen[name].append, topic(name).qos)
+    assert spin_until(rclpy_context, [tester], lambda: all(len(v) >= 3 for v in seen.values()), timeout_s=60), {k: len(v) for k, v in seen.items()}
+    image = seen[camera_topic("head")][-1]
+    assert (image.height, image.width, image.encoding, len(image.data)) == (48, 64, "rgb8", 48 * 64 * 3)
+    assert list(seen["joint_states"][-1].name)[:2] == ["left_waist", "left_shoulder"]
+    clock = [c.clock.sec + c.clock.nanosec * 1e-9 for c in seen["/clock"]]
+    assert all(b > a for a, b in zip(clock, clock[1:]))
+
+    # A command moves the robot: the left waist turns to 0.3 rad.
+    command = tester.create_publisher(JointCommand, "command", topic("command").qos)
+    target = HOME.copy()
+    target[0] = 0.3
+    timer = tester.create_timer(0.02, lambda: command.publish(JointCommand(positions=target.tolist())))
+    assert spin_until(rclpy_context, [tester], lambda: abs(seen["joint_states"][-1].position[0] - 0.3) < 0.02, timeout_s=20)
+    tester.destroy_timer(timer)
+
+    reset = tester.create_client(ResetSim, "sim/reset")
+    bad = call_service(rclpy_context, tester, reset, ResetSim.Request(task="laundry"), timeout_s=20)
+    assert not bad.success and "valid: insertion, drawer, sorting" in bad.message
+    good = call_service(rclpy_context, tester, reset, ResetSim.Request(task="sorting", seed=4, variant="unseen"))
+    assert good.success and good.instruction.startswith("put the ")
+    bad_disturbance = call_service(rclpy_context, tester, reset, ResetSim.Request(task="sorting", disturbances="wind:1"))
+    assert not bad_disturbance.success and "unknown disturbance 'wind'" in bad_disturbance.message
+
+    # Reset above: the robot now stands at home in the new scene; a NaN command leaves it there.
+    nan = JointCommand(positions=[float("nan")] * 14)
+    tester.create_timer(0.02, lambda: command.publish(nan))
+    assert graph.wait_for(r"rejected command: command contains NaN or inf; holding", timeout_s=0.1) is None
+    spin_until(rclpy_context, [tester], lambda: False, timeout_s=1.0)
+    assert graph.wait_for(r"rejected command: command contains NaN or inf; holding"), graph.output()
+    np.testing.assert_allclose(seen["joint_states"][-1].position[:6], HOME[:6], atol=0.02)
+    graph.interrupt()
+    assert graph.finish() == 0, graph.output()
+
+
+def test_default_graph_runs_scripted_episodes_through_the_mux_and_ends_by_itself(bringup, tmp_path):  # noqa: F811
+    params = tmp_path / "episodes.yaml"
+    params.write_text(
+        "/**/episode_runner:\n  ros__parameters:\n    tasks: [insertion, sorting]\n    first_seed: 3\n"
+        "/**/sim_robot:\n  ros__parameters:\n    real_time_factor: 0.0\n"
+    )
+    graph = bringup("--namespace", "episodes", "--params", str(params))
+    assert graph.finish(timeout_s=240) == 0, graph.output()
+    out = graph.output()
+    assert "done: 2/2 episodes succeeded: insertion/3 SUCCESS, sorting/3 SUCCESS" in out, out
+    assert "in control: OPERATOR (operator live)" in out  # the expert's commands went through the mux
+    assert "node 'episode_runner' finished its work" in out
+    for name in ("/episodes/joint_states", "/episodes/cameras/head/image_raw", "/clock", "/episodes/operator/command", "/episodes/episode"):
+        assert f"topic {name} (" in out
