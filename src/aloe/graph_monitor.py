@@ -89,6 +89,7 @@ class GraphMonitor:
             name
             for name, _ in self.node.get_service_names_and_types()
             if name.startswith(prefix) and name.rsplit("/", 1)[-1] not in STANDARD_SERVICES
+            and self.node.count_services(name) > 0  # offered, not merely called by a client
         )
         return {"topics": topics, "services": services}
 
