@@ -106,6 +106,9 @@ class SimRobotNode(Node):
         tick = self.session.tick(self.command)
         if not tick.report.accepted:
             self.get_logger().warning(f"rejected command: {tick.report.reason}; holding", throttle_duration_sec=1.0)
+        elif tick.report.clipped:
+            clipped = self.session.robot.clipped_commands
+            self.get_logger().warning(f"command outside the joint limits: clipped ({clipped} this episode)", throttle_duration_sec=1.0)
         stamp = Time(nanoseconds=round(tick.time * 1e9)).to_msg()
         self.clock.publish(Clock(clock=stamp))
         state = JointState(name=list(JOINT_NAMES), position=tick.positions.tolist(), velocity=tick.velocities.tolist())

@@ -175,7 +175,7 @@ class PickPlace:
             return False
         grasp_angle = yaw + np.pi / 2
         xy_error = np.linalg.norm(position[:2] - tcp[:2])
-        if motion.gripper < 0.5 and self.closing_steps == 0:
+        if motion.gripper < 0.5:
             # Closed on nothing (a missed or lost grasp): open and start over.
             motion.move([tcp[0], tcp[1], tcp[2] + 0.02], grasp_angle, OPEN, settle=False)
             return False
