@@ -95,22 +95,56 @@ class ArmMotion:
         return np.append(self.q, self.gripper)
 
 
-class PickPlace:
+class GraspSkill:
+    """The grip timing every grasping skill shares.
+
+    Close in place and let the grip force build before anything moves: carrying with a
+    half-closed gripper lets the object slide out between the pads. Open in place before
+    rising: rising with the fingers still closing drags the object along.
+    """
+
+    HOVER = 0.10  # tool height for travelling, above every container rim
+    CLOSE_STEPS, OPEN_STEPS = 25, 15
+
+    def __init__(self, motion: ArmMotion):
+        self.motion = motion
+        self.closing_steps = 0  # control steps since the gripper began to close
+        self.releasing = 0  # control steps since the release began
+
+    def grip_phase(self, tcp):
+        """One step of closing or releasing, if either is under way: False while it lasts,
+        True once released and clear above; None when neither is under way."""
+        motion = self.motion
+        if self.releasing:
+            if self.releasing < self.OPEN_STEPS:
+                self.releasing += 1
+                motion.grip(OPEN)
+                return False
+            motion.move([tcp[0], tcp[1], self.HOVER], motion.close_angle(), OPEN, settle=False)
+            return bool(tcp[2] > self.HOVER - 0.02)
+        if self.closing_steps:
+            self.closing_steps += 1
+            motion.grip(CLOSED)
+            if self.closing_steps > self.CLOSE_STEPS:
+                self.closing_steps = 0  # closed long enough: held() decides the next step
+            return False
+        return None
+
+
+class PickPlace(GraspSkill):
     """Reactive pick-and-place of one object with one arm, closed-loop on the object's pose.
 
     `place_goal(robot)` gives the object's target centre (x, y, z) and yaw; the release
     happens when the object itself (not the gripper) is there.
     """
 
-    HOVER = 0.10  # tool height for travelling, above every container rim
     GRASP_CLEARANCE = 0.008  # fingertips above the table at the grasp
     FINGER_REACH = 0.024  # fingertips below the tool centre point
 
     def __init__(self, motion: ArmMotion, obj, place_goal, release_tolerance=(0.002, np.radians(2.5))):
-        self.motion, self.obj, self.place_goal = motion, obj, place_goal
+        super().__init__(motion)
+        self.obj, self.place_goal = obj, place_goal
         self.release_tolerance = release_tolerance
-        self.closing_steps = 0
-        self.releasing = 0  # control steps since the release began
 
     @staticmethod
     def pose_of(robot: SimRobot, name: str):
@@ -138,22 +172,9 @@ class PickPlace:
         position, yaw = self.object_pose()
         tcp, _ = motion.tcp()
         goal, goal_yaw = self.place_goal(motion.robot)
-        if self.releasing:
-            # Open in place first: rising with the fingers still closing drags the object along.
-            if self.releasing < 15:
-                self.releasing += 1
-                motion.grip(OPEN)
-                return False
-            motion.move([tcp[0], tcp[1], self.HOVER], motion.close_angle(), OPEN, settle=False)
-            return tcp[2] > self.HOVER - 0.02
-        if self.closing_steps > 0:
-            # Close in place and let the grip force build before anything moves: carrying
-            # with a half-closed gripper lets the object slide out between the pads.
-            self.closing_steps += 1
-            motion.grip(CLOSED)
-            if self.closing_steps > 25:
-                self.closing_steps = 0  # closed long enough: held() decides next step
-            return False
+        phase = self.grip_phase(tcp)
+        if phase is not None:
+            return phase
         if self.held():
             # Carry: steer the tool so that the object, not the tool, lands on the goal.
             turn = wrap_half_turn(goal_yaw - yaw)
@@ -188,14 +209,14 @@ class PickPlace:
         return False
 
 
-class SlideKnob:
+class SlideKnob(GraspSkill):
     """Grasp a knob from above and drag it sideways until its slide joint reaches a target."""
 
     def __init__(self, motion: ArmMotion, knob_geom: str, opening, target: float, tolerance: float = 0.04):
-        self.motion, self.knob, self.opening = motion, knob_geom, opening
+        super().__init__(motion)
+        self.knob, self.opening = knob_geom, opening
         self.half_height = float(motion.robot.model.geom(knob_geom).size[2])
         self.target, self.tolerance = target, tolerance
-        self.closing_steps = self.releasing = 0
 
     def knob_position(self):
         return self.motion.robot.data.geom(self.knob).xpos.copy()
@@ -213,19 +234,9 @@ class SlideKnob:
         angle = float(np.arctan2(slide_direction[1], slide_direction[0])) + np.pi / 2
         # Pads on the knob with the fingertips 6 mm above the knob's foot, clear of the lid.
         grasp_z = knob[2] - self.half_height + 0.006 + PickPlace.FINGER_REACH
-        if self.releasing:
-            if self.releasing < 15:
-                self.releasing += 1
-                motion.grip(OPEN)
-                return False
-            motion.move([tcp[0], tcp[1], PickPlace.HOVER], motion.close_angle(), OPEN, settle=False)
-            return tcp[2] > PickPlace.HOVER - 0.02
-        if self.closing_steps > 0:
-            self.closing_steps += 1
-            motion.grip(CLOSED)
-            if self.closing_steps > 25:
-                self.closing_steps = 0
-            return False
+        phase = self.grip_phase(tcp)
+        if phase is not None:
+            return phase
         if self.held():
             error = self.target - self.opening()
             if abs(error) < self.tolerance / 2:
@@ -240,7 +251,7 @@ class SlideKnob:
             return False
         xy_error = np.linalg.norm(knob[:2] - tcp[:2])
         if xy_error > 0.006:
-            motion.move([knob[0], knob[1], PickPlace.HOVER if xy_error > 0.03 else max(tcp[2], grasp_z + 0.02)], angle, OPEN)
+            motion.move([knob[0], knob[1], self.HOVER if xy_error > 0.03 else max(tcp[2], grasp_z + 0.02)], angle, OPEN)
             return False
         if motion.move([knob[0], knob[1], grasp_z], angle, OPEN) < 0.004:
             self.closing_steps = 1
