@@ -7,7 +7,6 @@ can displace them mid-episode.
 """
 from dataclasses import dataclass, field
 
-import mujoco
 import numpy as np
 
 from aloe.sim.scene import TABLE_TOP_Z
