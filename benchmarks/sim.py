@@ -1,5 +1,6 @@
 """Simulator figures: physics and render speed, the sim node's real-time factor over DDS,
-and the scripted operator's success rate from clean starts and from takeovers.
+and the scripted operator's success rate from clean starts, from takeovers, and with its
+commands delayed and bunched as they are in a loaded graph.
 
     .venv/bin/python benchmarks/sim.py            # 50 seeds per task and variant (~10 min on 2 cores)
     .venv/bin/python benchmarks/sim.py --seeds 10  # a quicker look
@@ -8,6 +9,7 @@ Speeds are medians over several runs (these machines are shared and noisy). The 
 runs in its own ROS domain with discovery kept on this machine.
 """
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -144,6 +146,32 @@ def takeover_episode(job):
     return success
 
 
+def delayed_episode(job) -> bool:
+    """The expert with its commands delayed as in a loaded graph: each arrives 0-1 ticks
+    late, in order, and with probability 0.5 % per tick the stream stalls for 3-15 ticks;
+    each tick the robot executes the newest command that has arrived."""
+    task, seed = job
+    rng = np.random.default_rng([seed, 7])
+    robot = SimRobot((48, 64))
+    robot.reset(task, seed, "train")
+    operator = make_operator(robot)
+    in_flight, last_arrival, stalled_until, command = [], 0, 0, robot.last_command
+    for tick in itertools.count():
+        if rng.random() < 0.005:
+            stalled_until = max(stalled_until, tick + int(rng.integers(3, 16)))
+        last_arrival = max(tick + int(rng.integers(0, 2)), stalled_until, last_arrival)
+        in_flight.append((last_arrival, operator.act()))
+        arrived = [c for t, c in in_flight if t <= tick]
+        if arrived:
+            command = arrived[-1]
+            in_flight = [(t, c) for t, c in in_flight if t > tick]
+        robot.step(command)
+        status = robot.status()
+        if status.success or status.failure:
+            robot.close()
+            return status.success
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=50, help="episodes per task and variant (default 50)")
@@ -171,6 +199,9 @@ def main():
                 f"takeover {task:9s}: {sum(valid)}/{len(valid)} = {np.mean(valid):.0%} "
                 f"({len(results) - len(valid)} of {len(results)} noisy runs had already failed or succeeded)"
             )
+        for task in TASKS:
+            results = pool.map(delayed_episode, [(task, seed) for seed in range(args.seeds)])
+            print(f"operator {task:9s} with commands delayed 0-1 ticks and stalls of 3-15: {sum(results)}/{len(results)} = {np.mean(results):.0%}")
 
 
 if __name__ == "__main__":

@@ -107,3 +107,29 @@ def test_a_pose_jump_no_arm_can_make_drops_stale_commands_and_holds_the_new_pose
     decision = arbiter.decide(now=0.11, dt=DT)
     assert decision.command.source == HOLD
     np.testing.assert_allclose(decision.command.positions, [-0.9, 0.05, 0.05])
+
+
+def test_in_control_names_the_source_decide_will_execute_without_changing_state():
+    arbiter = make_arbiter(timeout_s=0.1)
+    arbiter.observe([0.0, 0.0, 0.0])
+    assert arbiter.in_control(now=0.0) == HOLD
+    arbiter.offer(Command([0.1, 0.1, 0.1], POLICY), now=0.0)
+    assert arbiter.in_control(now=0.05) == POLICY
+    arbiter.offer(Command([0.2, 0.2, 0.2], OPERATOR), now=0.05)
+    assert arbiter.in_control(now=0.1) == OPERATOR
+    assert arbiter.in_control(now=0.2) == HOLD  # both silent for longer than the timeout
+    np.testing.assert_allclose(arbiter.decide(now=0.2, dt=DT).command.positions, 0.0)  # nothing executed yet
+    arbiter.emergency_stop()
+    arbiter.offer(Command([0.3, 0.3, 0.3], OPERATOR), now=0.2)
+    assert arbiter.in_control(now=0.2) == HOLD
+
+
+def test_a_large_change_after_missed_samples_is_motion_not_a_reset():
+    arbiter = make_arbiter(max_velocity=3.0)
+    arbiter.observe([0.0, 0.0, 0.0], stamp=1.00)
+    arbiter.offer(Command([0.5, 0.5, 0.5], OPERATOR), now=1.0)
+    # 0.7 rad in one 20 ms sample is a reset; the same change over 0.1 s (four samples
+    # this subscriber missed) is an arm moving at 7 rad/s, fast but possible.
+    assert arbiter.observe([0.7, 0.0, 0.0], stamp=1.10) is None
+    assert arbiter.decide(now=1.1, dt=DT).command.source == OPERATOR
+    assert arbiter.observe([0.0, 0.0, 0.0], stamp=1.12) is not None

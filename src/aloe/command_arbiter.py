@@ -14,9 +14,10 @@ import numpy as np
 # Values of aloe_msgs/msg/JointCommand sources, kept here so the logic needs no ROS.
 POLICY, OPERATOR, HOLD = 0, 1, 2
 SOURCE_NAMES = {POLICY: "POLICY", OPERATOR: "OPERATOR", HOLD: "HOLD"}
-# A change between two joint measurements (rad, or gripper units) no arm makes in one
-# sample: ten times what 3 rad/s moves in 20 ms.
-JUMP = 0.6
+# A joint speed no arm reaches (rad/s, or gripper units/s): ten times 3 rad/s. Between two
+# measurements it allows at least one 20 ms sample's worth (0.6), more when samples were
+# missed in between (a starved subscriber), so only a reset reads as a jump.
+JUMP_SPEED, SAMPLE_DT = 30.0, 0.02
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class CommandArbiter:
     _latest: dict = field(default_factory=dict)  # source -> (Command, receive time)
     _last_output: Optional[np.ndarray] = None
     _last_measured: Optional[np.ndarray] = None
+    _last_measured_at: Optional[float] = None
 
     def validate(self, positions) -> Optional[str]:
         """None if `positions` can be executed, else the reason it cannot."""
@@ -86,8 +88,9 @@ class CommandArbiter:
         self._latest[command.source] = (command, now)
         return None
 
-    def observe(self, measured_positions) -> Optional[str]:
-        """Measured joint positions: the hold position until anything has been commanded.
+    def observe(self, measured_positions, stamp: Optional[float] = None) -> Optional[str]:
+        """Measured joint positions (taken at `stamp` s, when known): the hold position
+        until anything has been commanded.
 
         A jump between two measurements that no arm can make (a simulator reset, or a
         robot re-homed by its driver) makes every command so far stale: they were computed
@@ -98,9 +101,13 @@ class CommandArbiter:
             return None
         measured = np.asarray(measured_positions, dtype=float)
         previous, self._last_measured = self._last_measured, measured
+        elapsed = SAMPLE_DT
+        if stamp is not None and self._last_measured_at is not None:
+            elapsed = max(SAMPLE_DT, stamp - self._last_measured_at)
+        self._last_measured_at = stamp
         if self._last_output is None:
             self._last_output = measured
-        elif previous is not None and np.max(np.abs(measured - previous)) > JUMP:
+        elif previous is not None and np.max(np.abs(measured - previous)) > JUMP_SPEED * elapsed:
             self._latest.clear()
             self._last_output = measured
             joint = int(np.argmax(np.abs(measured - previous)))
@@ -118,17 +125,22 @@ class CommandArbiter:
         # Sources must send a fresh command after a release; nothing stale resumes.
         self._latest.clear()
 
+    def in_control(self, now: float) -> int:
+        """The source whose command is executed now: OPERATOR, POLICY or HOLD."""
+        if self.estopped:
+            return HOLD
+        for source in (OPERATOR, POLICY):
+            entry = self._latest.get(source)
+            if entry is not None and now - entry[1] <= self.timeout_s:
+                return source
+        return HOLD
+
     def decide(self, now: float, dt: float) -> Optional[Decision]:
         """The command to execute this step, or None while the robot's position is unknown."""
-        chosen, reason = None, "no live source"
-        if self.estopped:
-            reason = "emergency stop"
-        else:
-            for source in (OPERATOR, POLICY):
-                entry = self._latest.get(source)
-                if entry is not None and now - entry[1] <= self.timeout_s:
-                    chosen, reason = entry[0], f"{SOURCE_NAMES[source].lower()} live"
-                    break
+        source = self.in_control(now)
+        chosen, reason = None, "emergency stop" if self.estopped else "no live source"
+        if source != HOLD:
+            chosen, reason = self._latest[source][0], f"{SOURCE_NAMES[source].lower()} live"
         if chosen is None:
             if self._last_output is None:
                 return None

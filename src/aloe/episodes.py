@@ -33,12 +33,14 @@ class EpisodeBook:
     current: Optional[Episode] = None
     finished: list = field(default_factory=list)
 
-    def start(self, task: str, instruction: str, seed: int, variant: str, now: float) -> Episode:
+    def start(self, task: str, instruction: str, seed: int, variant: str, now: float, wall_time: Optional[float] = None) -> Episode:
+        """`now` is the robot's clock (sim time in simulation); the id is stamped with
+        `wall_time` when given, since a sim clock can read 1970 before `/clock` arrives."""
         if not task:
             raise EpisodeError("a task name is required")
         if self.current is not None:
             raise EpisodeError(f"episode {self.current.episode_id} is still running; end it first")
-        stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = datetime.fromtimestamp(now if wall_time is None else wall_time, tz=timezone.utc).strftime("%Y%m%dT%H%M%S")
         episode_id = f"{self.robot}-{stamp}-{len(self.finished) + 1:04d}"
         self.current = Episode(episode_id, task, instruction, seed, variant, now)
         return self.current

@@ -42,6 +42,7 @@ class CommandMux(Node):
             raise NodeConfigError(f"command_mux: rate_hz must be positive, got {self.rate_hz}")
         self.arbiter = CommandArbiter(limits, self.get_parameter("source_timeout_s").value)
         self.last_reason = None
+        self.published_since_tick = False
 
         command = topic("command")
         self.output = self.create_publisher(JointCommand, command.name, command.qos)
@@ -66,9 +67,15 @@ class CommandMux(Node):
             self.get_logger().warning(
                 f"rejected {SOURCE_NAMES[source]} command: {reason}; holding", throttle_duration_sec=1.0
             )
+            return
+        # Forward the source in control at once: waiting for the next tick would add up to
+        # a tick of latency and, as the two clocks drift, skip or repeat its commands.
+        if self.arbiter.in_control(self.now()) == source:
+            self.publish(self.arbiter.decide(self.now(), 1.0 / self.rate_hz))
 
     def on_joint_state(self, msg: JointState) -> None:
-        note = self.arbiter.observe(list(msg.position))
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        note = self.arbiter.observe(list(msg.position), stamp if stamp > 0 else None)
         if note is not None:
             self.get_logger().info(note)
 
@@ -85,7 +92,13 @@ class CommandMux(Node):
         return response
 
     def tick(self) -> None:
-        decision = self.arbiter.decide(self.now(), 1.0 / self.rate_hz)
+        """The watchdog beat: a tick with nothing forwarded since the last one decides anew,
+        so a silent source turns into HOLD and the robot always gets a command."""
+        if not self.published_since_tick:
+            self.publish(self.arbiter.decide(self.now(), 1.0 / self.rate_hz))
+        self.published_since_tick = False
+
+    def publish(self, decision) -> None:
         if decision is None:
             return  # nothing commanded and no joint_states yet: nothing safe to hold
         if decision.reason != self.last_reason:
@@ -97,6 +110,7 @@ class CommandMux(Node):
         )
         msg.header.stamp = self.get_clock().now().to_msg()
         self.output.publish(msg)
+        self.published_since_tick = True
 
 
 def main():

@@ -1,5 +1,6 @@
 """Episode manager: `start_episode` / `end_episode` services, events on `episode`."""
 import sys
+import time
 
 from aloe_msgs.msg import EpisodeEvent
 from aloe_msgs.srv import EndEpisode, StartEpisode
@@ -48,7 +49,7 @@ class EpisodeManager(Node):
 
     def on_start(self, request, response):
         try:
-            episode = self.book.start(request.task, request.instruction, request.seed, request.variant, self.now())
+            episode = self.book.start(request.task, request.instruction, request.seed, request.variant, self.now(), time.time())
         except EpisodeError as error:
             response.success, response.message = False, str(error)
             return response

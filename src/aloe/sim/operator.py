@@ -28,6 +28,11 @@ class ArmMotion:
     position-controlled joints, so the real tool reaches the goal within a millimetre or two.
     """
 
+    # How far commands may run ahead of the measured robot: more than the lag and sag of
+    # normal tracking, less than a jump that swings a held object loose.
+    MAX_LEAD = 0.03  # m, tool set-point
+    MAX_JOINT_LEAD = 0.25  # rad
+
     def __init__(self, robot: SimRobot, arm: int, speed: float = 0.3, max_acceleration: float = 2.0, max_joint_rate: float = 2.5):
         self.robot, self.arm = robot, arm
         self.ik = ArmIK(robot.model, robot.index, arm)
@@ -63,19 +68,33 @@ class ArmMotion:
         limit = self.max_acceleration * CONTROL_DT**2
         if np.linalg.norm(change) > limit:
             step = self.velocity * CONTROL_DT + change * limit / np.linalg.norm(change)
+        if np.linalg.norm(self.setpoint + step - tcp) > self.MAX_LEAD:
+            # The robot has fallen behind (commands held up on their way to it): wait for
+            # it, or a burst of late commands would jump the arm by the whole backlog.
+            step = np.zeros(3)
         self.velocity = step / CONTROL_DT
         self.setpoint = self.setpoint + step
         # Integrate only once the set-point has arrived and the arm has slowed down: while
         # the tool still lags a moving set-point the error is lag, not sag, and integrating
         # it drives the tool past the goal (into the table at a grasp).
-        if settle and distance < 1e-3 and np.max(np.abs(self.robot.joint_velocities()[self.slots])) < 0.05:
+        if settle and distance < 1e-3 and self.at_rest():
             self.bias = np.clip(self.bias + 0.1 * (goal - tcp), -0.02, 0.02)
         seed = self.robot.data.qpos.copy()
         seed[self.ik.qpos_adr] = self.q
         target, _ = self.ik.solve(seed, self.setpoint + self.bias, nearest_top_down_rotation(close_angle, rotation), iterations=15)
-        self.q = self.q + np.clip(target - self.q, -self.max_joint_rate * CONTROL_DT, self.max_joint_rate * CONTROL_DT)
+        self.advance_joints(target)
         self.grip(gripper)
         return float(np.linalg.norm(goal - tcp))
+
+    def advance_joints(self, target) -> None:
+        """Joint targets one bounded step towards `target`, never far ahead of the measured joints."""
+        step = np.clip(target - self.q, -self.max_joint_rate * CONTROL_DT, self.max_joint_rate * CONTROL_DT)
+        measured = self.robot.joint_positions()[self.slots]
+        self.q = np.clip(self.q + step, measured - self.MAX_JOINT_LEAD, measured + self.MAX_JOINT_LEAD)
+
+    def at_rest(self) -> bool:
+        """The arm's joints have stopped: an arm still moving overshoots the goal it passes."""
+        return bool(np.max(np.abs(self.robot.joint_velocities()[self.slots])) < 0.05)
 
     def grip(self, gripper: float) -> None:
         """One control step moving only the gripper; the arm holds its joint targets."""
@@ -84,7 +103,7 @@ class ArmMotion:
     def go_home(self) -> float:
         """Joint-space return to the home pose; returns the largest joint error."""
         home = HOME[self.slots]
-        self.q = self.q + np.clip(home - self.q, -self.max_joint_rate * CONTROL_DT, self.max_joint_rate * CONTROL_DT)
+        self.advance_joints(home)
         self.grip(OPEN)
         self.setpoint, _ = self.tcp()
         self.velocity = np.zeros(3)
@@ -100,23 +119,36 @@ class GraspSkill:
 
     Close in place and let the grip force build before anything moves: carrying with a
     half-closed gripper lets the object slide out between the pads. Open in place before
-    rising: rising with the fingers still closing drags the object along.
+    rising: rising with the fingers still closing drags the object along. Both phases end
+    on the measured fingers, not on a count of commands sent, because commands reach the
+    robot through the graph with a delay that varies from tick to tick.
     """
 
     HOVER = 0.10  # tool height for travelling, above every container rim
-    CLOSE_STEPS, OPEN_STEPS = 25, 15
+    CLOSE_STEPS, OPEN_STEPS = 25, 15  # at least this long, then until the fingers are at rest
+    GRIP_TIMEOUT_STEPS = 150  # fingers still moving after 3 s: give up waiting
+    FINGERS_AT_REST = 0.1  # measured finger speed (normalised opening per second)
+    FULLY_OPEN = 0.95  # measured opening above which the fingers touch nothing
 
     def __init__(self, motion: ArmMotion):
         self.motion = motion
         self.closing_steps = 0  # control steps since the gripper began to close
         self.releasing = 0  # control steps since the release began
 
+    def fingers(self):
+        """Measured (opening, speed) of this arm's gripper."""
+        slot = self.motion.arm * 7 + 6
+        robot = self.motion.robot
+        return float(robot.joint_positions()[slot]), abs(float(robot.joint_velocities()[slot]))
+
     def grip_phase(self, tcp):
         """One step of closing or releasing, if either is under way: False while it lasts,
         True once released and clear above; None when neither is under way."""
         motion = self.motion
+        opening, speed = self.fingers()
         if self.releasing:
-            if self.releasing < self.OPEN_STEPS:
+            opened = opening > self.FULLY_OPEN and speed < self.FINGERS_AT_REST
+            if self.releasing < self.OPEN_STEPS or not (opened or self.releasing > self.GRIP_TIMEOUT_STEPS):
                 self.releasing += 1
                 motion.grip(OPEN)
                 return False
@@ -125,8 +157,10 @@ class GraspSkill:
         if self.closing_steps:
             self.closing_steps += 1
             motion.grip(CLOSED)
-            if self.closing_steps > self.CLOSE_STEPS:
-                self.closing_steps = 0  # closed long enough: held() decides the next step
+            # The fingers have closed when they have left the open position and stopped.
+            closed = opening < self.FULLY_OPEN and speed < self.FINGERS_AT_REST
+            if self.closing_steps > self.CLOSE_STEPS and (closed or self.closing_steps > self.GRIP_TIMEOUT_STEPS):
+                self.closing_steps = 0  # held() decides the next step
             return False
         return None
 
@@ -159,8 +193,8 @@ class PickPlace(GraspSkill):
         tcp, _ = self.motion.tcp()
         position, _ = self.object_pose()
         opening = self.motion.robot.joint_positions()[self.motion.arm * 7 + 6]
-        between = np.linalg.norm((position - tcp)[:2]) < 0.015 and abs(position[2] - tcp[2]) < 0.03
-        return self.motion.gripper < 0.05 and opening > 0.05 and between
+        between = np.linalg.norm((position - tcp)[:2]) < 0.015 and abs(position[2] - tcp[2]) < 0.04
+        return self.motion.gripper < 0.05 and self.FULLY_OPEN > opening > 0.05 and between
 
     def grasp_height(self) -> float:
         """Tool height that puts the fingertips just above the table, pads on the object."""
@@ -187,7 +221,7 @@ class PickPlace(GraspSkill):
                 motion.move([tcp[0], tcp[1], self.HOVER], motion.close_angle(), CLOSED)
                 return False
             if xy_error > 0.01 or abs(turn) > np.radians(8):
-                target_z = max(self.HOVER, tcp[2]) if xy_error > 0.03 else max(above, tcp[2] - 0.01)
+                target_z = max(self.HOVER, tcp[2]) if xy_error > 0.03 else max(above, tcp[2] - 0.005)
                 motion.move([tcp[0] + offset[0], tcp[1] + offset[1], target_z], angle, CLOSED)
                 return False
             motion.move([tcp[0] + offset[0], tcp[1] + offset[1], above], angle, CLOSED)
@@ -204,7 +238,7 @@ class PickPlace(GraspSkill):
             motion.move([position[0], position[1], self.HOVER if xy_error > 0.03 else max(tcp[2], self.grasp_height() + 0.03)], grasp_angle, OPEN)
             return False
         distance = motion.move([position[0], position[1], self.grasp_height()], grasp_angle, OPEN)
-        if distance < 0.004:
+        if distance < 0.004 and motion.at_rest():
             self.closing_steps = 1
         return False
 
@@ -224,7 +258,8 @@ class SlideKnob(GraspSkill):
     def held(self) -> bool:
         tcp, _ = self.motion.tcp()
         offset = self.knob_position() - tcp
-        return self.motion.gripper < 0.05 and np.linalg.norm(offset[:2]) < 0.015
+        opening, _ = self.fingers()
+        return self.motion.gripper < 0.05 and opening < self.FULLY_OPEN and np.linalg.norm(offset[:2]) < 0.015
 
     def step(self, slide_direction) -> bool:
         """One control step; True once the knob is released at the target and the tool is clear.
@@ -253,7 +288,7 @@ class SlideKnob(GraspSkill):
         if xy_error > 0.006:
             motion.move([knob[0], knob[1], self.HOVER if xy_error > 0.03 else max(tcp[2], grasp_z + 0.02)], angle, OPEN)
             return False
-        if motion.move([knob[0], knob[1], grasp_z], angle, OPEN) < 0.004:
+        if motion.move([knob[0], knob[1], grasp_z], angle, OPEN) < 0.004 and motion.at_rest():
             self.closing_steps = 1
         return False
 
