@@ -12,6 +12,7 @@ NODES = {
     "command_mux": "aloe.nodes.command_mux:main",
     "sim_robot": "aloe.nodes.sim_robot:main",
     "episode_runner": "aloe.nodes.episode_runner:main",
+    "recorder": "aloe.nodes.recorder:main",
 }
 
 

@@ -1,6 +1,7 @@
 """`aloe bringup` starts the graph over real DDS, stops it cleanly, and reports failures."""
 import os
 import signal
+import time
 
 import pytest
 from aloe_msgs.msg import EpisodeEvent
@@ -101,3 +102,22 @@ def test_bad_input_is_one_line_and_exit_2(bringup, args, message):
     assert graph.finish() == 2
     assert graph.output().strip() == f"aloe: error: {message}" or message in graph.output()
     assert len(graph.output().strip().splitlines()) == 1
+
+
+def test_nodes_do_not_outlive_a_killed_runner(bringup):
+    graph = bringup("--namespace", "orphan", "--only", "episode_manager")
+    manager = graph.pid_of("episode_manager")
+    assert graph.wait_for(r"\[episode_manager\].*ready"), graph.output()
+    graph.process.kill()  # SIGKILL: the runner cannot stop its nodes itself
+    graph.process.wait()
+
+    def running(pid):
+        try:
+            return open(f"/proc/{pid}/stat").read().split()[2] != "Z"  # a zombie has exited
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 15
+    while running(manager) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(manager)

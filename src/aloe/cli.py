@@ -3,6 +3,7 @@ import argparse
 import os
 import signal
 import sys
+from pathlib import Path
 import time
 
 from aloe.graph import GraphError, ParameterFileError, check_parameters, load_graph, select_nodes
@@ -74,6 +75,28 @@ def report(runner: Runner, monitor, seen: dict, elapsed: float, codes: dict) -> 
         runner.say(f"topic {name} ({seen['topics'][name]}): {count} messages, {monitor.rate(name):.1f} Hz")
 
 
+def recover_bags(args) -> int:
+    from aloe.recording import RecordingError, aloe_typestore, needs_recovery, recover
+
+    broken = []
+    for given in args.bags:
+        if not given.is_dir():
+            raise CliError(f"{given} is not a bag directory")
+        candidates = [given] if needs_recovery(given) else sorted(p for p in given.iterdir() if p.is_dir())
+        broken += [bag for bag in candidates if needs_recovery(bag)]
+    if not broken:
+        print("nothing to recover: every bag given has its metadata")
+        return 0
+    store, failed = aloe_typestore(), 0
+    for bag in broken:
+        try:
+            print(f"{bag}: recovered {recover(bag, store)} messages")
+        except RecordingError as error:
+            print(f"{bag}: cannot recover: {error}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aloe", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, help="stop after this many seconds and report (default: until Ctrl-C)")
     run.add_argument("--description", help="bringup description YAML (default: config/bringup.yaml)")
     run.set_defaults(handler=bringup)
+
+    bag = commands.add_parser("bag", help="episode bags: recover bags whose recorder was killed")
+    bag_commands = bag.add_subparsers(dest="bag_command", required=True)
+    recover = bag_commands.add_parser("recover", help="complete bags left without metadata by a killed recorder")
+    recover.add_argument("bags", nargs="+", type=Path, metavar="BAG", help="bag directories (or folders of bags)")
+    recover.set_defaults(handler=recover_bags)
 
     from aloe.learning import command as train_command
 

@@ -6,6 +6,7 @@ with the node's name, and stops all of them on Ctrl-C, at the end of a bounded r
 node marked `ends_graph` has finished, or as soon as one of them dies (saying which one
 and why).
 """
+import ctypes
 import fcntl
 import os
 import signal
@@ -97,6 +98,15 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
+def die_with_parent() -> None:
+    """In a node's process, before exec: get SIGTERM when the runner dies, however it dies
+    (even SIGKILL), so no node outlives its graph (Linux; elsewhere the runner's own stop
+    has to do)."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Runner:
     def __init__(self, processes, env=None, out=sys.stdout, stop_timeout_s: float = 5.0):
         self.specs = list(processes)
@@ -124,6 +134,7 @@ class Runner:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
                 text=True,
                 bufsize=1,
             )

@@ -1,0 +1,138 @@
+"""Recorder: each episode to its own rosbag2 (MCAP) directory, `<out_dir>/<episode_id>`.
+
+Between an episode's START and its end on `episode` it writes every contract topic as
+DDS delivered it (raw CDR, no decoding), stamped with the node's clock (sim time in
+simulation), plus the episode events. The bag's metadata holds the task, instruction,
+seed, variant, outcome, the policy versions that drove and the operator's interventions.
+The bag is flushed every `flush_every_s`: a recorder killed mid-episode loses at most that
+much (`aloe bag recover` then completes the bag). A failing disk stops recording with one
+clear error; the robot is unaffected, since nothing waits on the recorder.
+"""
+import sys
+import time
+from pathlib import Path
+
+from aloe_msgs.msg import EpisodeEvent, JointCommand
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message, serialize_message
+
+from aloe.nodes.entry import NodeConfigError, declare_checked, run
+from aloe.recording import EpisodeBag, EpisodeLog, RecordingError, aloe_typestore
+from aloe.topics import CONTRACT, topic
+
+RECORDED = [t.name for t in CONTRACT if t.name not in ("episode", "/clock")]
+OUTCOME_NAMES = {EpisodeEvent.SUCCESS: "success", EpisodeEvent.FAILURE: "failure", EpisodeEvent.ABORT: "truncated"}
+
+PARAMETERS = {
+    "out_dir": "bags",
+    "topics": RECORDED,  # contract topics written besides `episode`
+    "flush_every_s": 0.5,  # at most this much is lost when the recorder is killed
+}
+
+
+class Recorder(Node):
+    def __init__(self):
+        super().__init__("recorder")
+        declare_checked(self, PARAMETERS)
+        self.out_dir = Path(self.get_parameter("out_dir").value).expanduser()
+        self.flush_every_s = self.get_parameter("flush_every_s").value
+        if self.flush_every_s <= 0:
+            raise NodeConfigError(f"recorder: flush_every_s must be positive, got {self.flush_every_s}")
+        names = self.get_parameter("topics").value
+        unknown = [n for n in names if n not in RECORDED]
+        if unknown:
+            raise NodeConfigError(f"recorder: unknown topics {unknown}; recordable: {', '.join(RECORDED)}")
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.typestore = aloe_typestore()
+        except (OSError, RecordingError) as error:
+            raise NodeConfigError(f"recorder: {error}") from None
+        self.bag, self.log = None, None
+        self.episode_topic = self.resolve_topic_name(topic("episode").name)
+        self.types = {self.episode_topic: topic("episode").type_name}
+        for name in names:
+            contract = topic(name)
+            resolved = self.resolve_topic_name(name)
+            self.types[resolved] = contract.type_name
+            self.create_subscription(
+                contract.msg_type, name, lambda data, t=resolved: self.on_message(t, data), contract.qos, raw=True
+            )
+        self.command_topic = self.resolve_topic_name("command")
+        episode = topic("episode")
+        self.create_subscription(EpisodeEvent, episode.name, self.on_episode, episode.qos)
+        # Flush on the wall clock too: a quiet topic or a paused sim clock must not keep
+        # recorded messages in memory.
+        self.create_timer(self.flush_every_s, self.flush_quiet, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def flush_quiet(self) -> None:
+        if self.bag is not None and time.monotonic() - self.bag.last_flush >= self.flush_every_s:
+            try:
+                self.bag.flush()
+            except OSError as error:
+                self.get_logger().error(f"recording stopped: flushing {self.bag.path} failed: {error}")
+                self.bag, self.log = None, None
+
+    def now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def on_message(self, name: str, data: bytes) -> None:
+        if self.bag is None:
+            return
+        if name == self.command_topic:
+            command = deserialize_message(data, JointCommand)
+            self.log.on_command(self.now_ns() * 1e-9, command.source, command.policy_version)
+        self.write(name, data)
+
+    def write(self, name: str, data: bytes) -> None:
+        try:
+            self.bag.write(name, self.now_ns(), data)
+        except RecordingError as error:
+            self.get_logger().error(f"recording stopped: {error}; the robot is unaffected, this episode's bag ends here")
+            self.bag, self.log = None, None
+
+    def on_episode(self, event: EpisodeEvent) -> None:
+        if event.kind == EpisodeEvent.START:
+            if self.bag is not None:
+                self.finish("truncated", "a new episode started before this one ended")
+            self.start(event)
+        elif self.bag is not None and event.episode_id == self.log.start["episode_id"]:
+            self.write(self.episode_topic, serialize_message(event))
+            if self.bag is not None:
+                self.finish(OUTCOME_NAMES[event.kind], event.reason)
+
+    def start(self, event: EpisodeEvent) -> None:
+        path = self.out_dir / event.episode_id
+        try:
+            self.bag = EpisodeBag(path, self.types, self.typestore, self.flush_every_s)
+        except RecordingError as error:
+            self.get_logger().error(f"not recording episode {event.episode_id}: {error}")
+            return
+        fields = ("episode_id", "task", "instruction", "seed", "variant")
+        self.log = EpisodeLog({name: getattr(event, name) for name in fields})
+        self.write(self.episode_topic, serialize_message(event))
+        self.get_logger().info(f"recording {event.episode_id} ({event.task}) to {path}")
+
+    def finish(self, outcome: str, reason: str) -> None:
+        bag, log = self.bag, self.log
+        self.bag, self.log = None, None
+        try:
+            bag.close(log.metadata(outcome, reason, self.now_ns() * 1e-9))
+        except RecordingError as error:
+            self.get_logger().error(f"recording stopped: {error}")
+            return
+        written = sum(bag.counts.values())
+        self.get_logger().info(f"{log.start['episode_id']}: {outcome}, {written} messages in {bag.path}")
+
+    def destroy_node(self):
+        if self.bag is not None:
+            self.finish("truncated", "the recorder stopped during the episode")
+        super().destroy_node()
+
+
+def main():
+    sys.exit(run(Recorder))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Episode bags: written with rosbags, opened by independent readers (mcap), complete after
+a clean end, and recoverable (all but the last flush interval) after SIGKILL."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import yaml
+from aloe_msgs.msg import EpisodeEvent, JointCommand
+from mcap.reader import make_reader
+from mcap_ros2.decoder import DecoderFactory
+from sensor_msgs.msg import Image, JointState
+
+from aloe.cli import main
+from aloe.recording import EpisodeBag, EpisodeLog, aloe_typestore, needs_recovery, recover
+from aloe.topics import topic
+from ros_helpers import node, spin_until
+from test_bringup import bringup  # noqa: F401  (fixture)
+
+
+def read_with_mcap(bag):
+    """Topic -> decoded messages, read by the mcap library (not rosbags)."""
+    with open(bag / f"{bag.name}.mcap", "rb") as stream:
+        reader = make_reader(stream, decoder_factories=[DecoderFactory()])
+        topics = {}
+        for _, channel, _, decoded in reader.iter_decoded_messages():
+            topics.setdefault(channel.topic, []).append(decoded)
+    return topics
+
+
+def custom_data(bag):
+    return yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]["custom_data"]
+
+
+def test_episode_log_counts_interventions_and_policy_versions():
+    log = EpisodeLog({"episode_id": "e1", "task": "insertion"})
+    sources = [0] * 10 + [1] * 5 + [0] * 10 + [1] * 3
+    for step, source in enumerate(sources):
+        log.on_command(step * 0.02, source, "" if source else ("v1" if step < 10 else "v2"))
+    meta = log.metadata("failure", "dropped", end_s=len(sources) * 0.02)
+    assert meta["interventions"] == 2 and meta["policy_versions"] == "v1,v2"
+    assert meta["intervention_seconds"] == "0.10,0.06"  # the second lasts until the end
+    assert meta["task"] == "insertion" and meta["outcome"] == "failure" and meta["command_steps"] == 28
+
+
+WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import numpy as np
+    from pathlib import Path
+    from aloe.recording import EpisodeBag, aloe_typestore
+    store = aloe_typestore()
+    State, Header, Time = (store.types[t] for t in ("sensor_msgs/msg/JointState", "std_msgs/msg/Header", "builtin_interfaces/msg/Time"))
+    bag = EpisodeBag(Path(sys.argv[1]), {"/r/joint_states": "sensor_msgs/msg/JointState"}, store, flush_every_s=0.0)
+    for i in range(200):
+        msg = State(header=Header(stamp=Time(sec=i, nanosec=0), frame_id=""), name=["j"], position=np.array([float(i)]),
+                    velocity=np.zeros(1), effort=np.zeros(0))
+        bag.write("/r/joint_states", i * 20_000_000, store.serialize_cdr(msg, "sensor_msgs/msg/JointState"))
+        if i == 120:
+            os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_a_killed_writer_leaves_a_bag_that_recovers_with_everything_flushed(tmp_path):
+    bag = tmp_path / "killed"
+    result = subprocess.run([sys.executable, "-c", WRITER, str(bag)], capture_output=True, text=True)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert needs_recovery(bag)
+    assert recover(bag, aloe_typestore()) == 121
+    assert not needs_recovery(bag)
+    states = read_with_mcap(bag)["/r/joint_states"]
+    assert [s.position[0] for s in states] == list(range(121))
+    assert custom_data(bag)["aloe.outcome"] == "truncated"
+
+
+def test_closed_bag_has_its_metadata_and_opens_in_mcap(tmp_path):
+    store = aloe_typestore()
+    bag = EpisodeBag(tmp_path / "ep", {"/r/episode": "aloe_msgs/msg/EpisodeEvent"}, store)
+    Event = store.types["aloe_msgs/msg/EpisodeEvent"]
+    Header, Time = store.types["std_msgs/msg/Header"], store.types["builtin_interfaces/msg/Time"]
+    event = Event(header=Header(stamp=Time(sec=1, nanosec=0), frame_id=""), episode_id="ep", kind=1, task="drawer",
+                  instruction="open it", seed=4, variant="train", reason="detector")
+    bag.write("/r/episode", 10**9, store.serialize_cdr(event, "aloe_msgs/msg/EpisodeEvent"))
+    bag.close({"task": "drawer", "outcome": "success"})
+    assert custom_data(tmp_path / "ep") == {"aloe.task": "drawer", "aloe.outcome": "success"}
+    (read,) = read_with_mcap(tmp_path / "ep")["/r/episode"]
+    assert (read.task, read.seed, read.kind) == ("drawer", 4, 1)
+
+
+def joint_state(value):
+    return JointState(name=["j"] * 14, position=[value] * 14)
+
+
+@pytest.fixture
+def recorder_graph(bringup, tmp_path):  # noqa: F811
+    params = tmp_path / "recorder.yaml"
+    params.write_text(
+        f"/**/recorder:\n  ros__parameters:\n    use_sim_time: false\n    out_dir: {tmp_path / 'bags'}\n    flush_every_s: 0.2\n"
+    )
+    graph = bringup("--namespace", "rec", "--only", "recorder", "--params", str(params))
+    assert graph.wait_for(r"\[recorder\].*ready"), graph.output()
+    return graph, tmp_path / "bags"
+
+
+def start_event(episode_id, kind=EpisodeEvent.START):
+    return EpisodeEvent(episode_id=episode_id, kind=kind, task="sorting", instruction="sort them", seed=3, variant="train")
+
+
+def test_recorder_writes_an_episode_with_its_interventions(recorder_graph, rclpy_context):
+    graph, bags = recorder_graph
+    tester = node(rclpy_context, "tester", namespace="/rec")
+    publishers = {name: tester.create_publisher(topic(name).msg_type, name, topic(name).qos) for name in ("episode", "joint_states", "command", "cameras/head/image_raw")}
+    publishers["episode"].publish(start_event("rec-1"))
+    assert graph.wait_for(r"recording rec-1"), graph.output()
+    # 30 policy steps (v1), 20 operator steps, 10 policy steps (v2), each with a joint state.
+    handed_over = {}
+    for step in range(60):
+        if step in (30, 50):
+            handed_over[step] = time.monotonic()
+        source = JointCommand.SOURCE_OPERATOR if 30 <= step < 50 else JointCommand.SOURCE_POLICY
+        version = "" if source == JointCommand.SOURCE_OPERATOR else ("v1" if step < 30 else "v2")
+        publishers["joint_states"].publish(joint_state(float(step)))
+        publishers["command"].publish(JointCommand(positions=[float(step)] * 14, source=source, policy_version=version, step=step))
+        spin_until(rclpy_context, [tester], lambda: False, timeout_s=0.02)
+    image = Image(height=2, width=3, encoding="rgb8", step=9, data=bytes(range(18)))
+    publishers["cameras/head/image_raw"].publish(image)
+    spin_until(rclpy_context, [tester], lambda: False, timeout_s=0.5)
+    publishers["episode"].publish(start_event("rec-1", EpisodeEvent.SUCCESS))
+    assert graph.wait_for(r"rec-1: success"), graph.output()
+
+    bag = bags / "rec-1"
+    topics = read_with_mcap(bag)
+    assert [c.step for c in topics["/rec/command"]] == list(range(60))
+    assert len(topics["/rec/joint_states"]) == 60
+    assert bytes(topics["/rec/cameras/head/image_raw"][0].data) == bytes(range(18))
+    assert [e.kind for e in topics["/rec/episode"]] == [EpisodeEvent.START, EpisodeEvent.SUCCESS]
+    meta = custom_data(bag)
+    assert meta["aloe.outcome"] == "success" and meta["aloe.task"] == "sorting" and meta["aloe.instruction"] == "sort them"
+    assert meta["aloe.interventions"] == "1" and meta["aloe.policy_versions"] == "v1,v2"
+    # The recorder timed the takeover on its own (wall) clock: as long as we drove.
+    assert abs(float(meta["aloe.intervention_seconds"]) - (handed_over[50] - handed_over[30])) < 0.15
+
+
+def test_recorder_killed_mid_episode_loses_at_most_the_last_flush(recorder_graph, rclpy_context):
+    graph, bags = recorder_graph
+    tester = node(rclpy_context, "tester", namespace="/rec")
+    episode = tester.create_publisher(EpisodeEvent, "episode", topic("episode").qos)
+    states = tester.create_publisher(JointState, "joint_states", topic("joint_states").qos)
+    episode.publish(start_event("rec-2"))
+    assert graph.wait_for(r"recording rec-2"), graph.output()
+    for step in range(150):  # 3 s at 50 Hz
+        states.publish(joint_state(float(step)))
+        spin_until(rclpy_context, [tester], lambda: False, timeout_s=0.02)
+    spin_until(rclpy_context, [tester], lambda: False, timeout_s=1.5)  # past a flush after the last one
+    os.kill(graph.pid_of("recorder"), signal.SIGKILL)
+    bag = bags / "rec-2"
+    assert needs_recovery(bag)
+    assert main(["bag", "recover", str(bags)]) == 0
+    positions = [s.position[0] for s in read_with_mcap(bag)["/rec/joint_states"]]
+    assert positions == [float(k) for k in range(150)]
+    assert np.all(np.diff(positions) > 0)
