@@ -9,9 +9,10 @@ import time
 
 
 class Bringup:
-    def __init__(self, *args):
+    def __init__(self, *args, cwd=None):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "aloe.cli", "bringup", *args],
+            cwd=cwd,  # what nodes write to relative paths (the recorder's bags/) lands there
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -13,11 +13,11 @@ from ros_helpers import call_service, node, spin_until
 
 
 @pytest.fixture
-def bringup(ros_domain):
+def bringup(ros_domain, tmp_path):
     started = []
 
     def start(*args):
-        process = Bringup(*args)
+        process = Bringup(*args, cwd=tmp_path)
         started.append(process)
         return process
 

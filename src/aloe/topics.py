@@ -18,6 +18,12 @@ IMAGE_QOS = QoSProfile(
 STREAM_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
 )
+# The robot's control loop acts on the newest command only: a queue would make it execute
+# stale commands, one per tick, after any hiccup (and a timer that is always due, as with
+# an unpaced simulator, never lets such a backlog drain).
+NEWEST_ONLY_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE
+)
 # Episode events are rare and must reach late joiners (a recorder started mid-episode
 # still learns the episode's task and instruction).
 LATCHED_QOS = QoSProfile(

@@ -23,7 +23,7 @@ from aloe.sim.disturbances import DisturbanceError
 from aloe.sim.env import CONTROL_DT, SimError
 from aloe.sim.scene import JOINT_NAMES
 from aloe.sim.session import SimSession
-from aloe.topics import CAMERAS, camera_topic, topic
+from aloe.topics import CAMERAS, NEWEST_ONLY_QOS, camera_topic, topic
 
 PARAMETERS = {
     "task": "insertion",  # scene loaded at start; `sim/reset` loads others
@@ -64,8 +64,7 @@ class SimRobotNode(Node):
         self.clock = self.create_publisher(Clock, clock.name, clock.qos)
         operator = topic("operator/command")
         self.operator = self.create_publisher(JointCommand, operator.name, operator.qos)
-        command = topic("command")
-        self.create_subscription(JointCommand, command.name, self.on_command, command.qos)
+        self.create_subscription(JointCommand, topic("command").name, self.on_command, NEWEST_ONLY_QOS)
         episode = topic("episode")
         self.create_subscription(EpisodeEvent, episode.name, self.on_episode, episode.qos)
         self.end_episode = self.create_client(EndEpisode, "end_episode")

@@ -1,0 +1,185 @@
+"""Episode bags to learning episodes: joint states, the executed commands, who drove,
+images and outcome, with a cache so that a bag is decoded once.
+
+Control step t is the t-th `joint_states` message. The action at t is the newest command
+on `command` logged before state t+1 arrived: the one the robot executed from state t (it
+holds the previous one when none came). Steps before the first command are left out.
+A camera set (all cameras with the same stamp) belongs to the newest step whose state is
+stamped at or before it. Images are decoded once and resized to the model's size.
+"""
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import yaml
+
+from aloe.learning.data import DataError, Episode
+from aloe.topics import CAMERAS
+
+OPERATOR = 1  # aloe_msgs/msg/JointCommand SOURCE_OPERATOR
+CACHE_VERSION = "1"
+
+
+@dataclass
+class Skipped:
+    bag: Path
+    reason: str
+
+
+def bag_metadata(bag: Path) -> dict:
+    """The bag's `aloe.*` custom data, without the prefix."""
+    path = Path(bag) / "metadata.yaml"
+    if not path.exists():
+        raise DataError(f"{bag}: no metadata.yaml (a recorder killed mid-episode? run `aloe bag recover`)")
+    try:
+        info = yaml.safe_load(path.read_text())["rosbag2_bagfile_information"]
+    except (yaml.YAMLError, KeyError, TypeError) as error:
+        raise DataError(f"{bag}: unreadable metadata.yaml ({str(error).splitlines()[0]})") from None
+    return {key[len("aloe."):]: value for key, value in (info.get("custom_data") or {}).items() if key.startswith("aloe.")}
+
+
+def stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def decode_image(msg, size) -> np.ndarray:
+    channels = {"rgb8": 3, "bgr8": 3}.get(msg.encoding)
+    if channels is None:
+        raise DataError(f"image encoding '{msg.encoding}' is not rgb8 or bgr8")
+    rows = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)
+    image = rows[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
+    if msg.encoding == "bgr8":
+        image = image[..., ::-1]
+    if size is not None and image.shape[:2] != tuple(size):
+        import cv2
+
+        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(image)
+
+
+def read_episode(bag: Path, typestore, image_size=(96, 128)) -> Episode:
+    """Decode one episode bag; raises DataError naming the bag and the reason."""
+    from rosbags.rosbag2 import Reader
+    from rosbags.rosbag2.errors import ReaderError
+
+    bag = Path(bag)
+    meta = bag_metadata(bag)
+    states, commands, images = [], [], {}  # images: stamp -> {camera: array}
+    try:
+        with Reader(bag) as reader:
+            for connection, log_time, raw in reader.messages():
+                kind = connection.topic.rsplit("/", 1)[-1]
+                if kind == "joint_states":
+                    msg = typestore.deserialize_cdr(raw, connection.msgtype)
+                    states.append((log_time, stamp_ns(msg.header), np.asarray(msg.position, np.float32)))
+                elif connection.topic.endswith("/command") and not connection.topic.endswith(("policy/command", "operator/command")):
+                    msg = typestore.deserialize_cdr(raw, connection.msgtype)
+                    commands.append((log_time, np.asarray(msg.positions, np.float32), msg.source == OPERATOR))
+                elif kind == "image_raw":
+                    camera = connection.topic.rsplit("/", 2)[-2]
+                    if camera in CAMERAS:
+                        msg = typestore.deserialize_cdr(raw, connection.msgtype)
+                        images.setdefault(stamp_ns(msg.header), {})[camera] = decode_image(msg, image_size)
+    except (ReaderError, OSError, ValueError, KeyError) as error:
+        raise DataError(f"{bag}: cannot read ({error})") from None
+    if not states or not commands:
+        raise DataError(f"{bag}: no {'joint states' if not states else 'commands'} recorded")
+
+    # The action at step t: the newest command logged before state t+1 (else the one held).
+    joints, actions, operator, step_stamps = [], [], [], []
+    next_command, held = 0, None
+    for t, (log_time, stamp, position) in enumerate(states):
+        until = states[t + 1][0] if t + 1 < len(states) else float("inf")
+        while next_command < len(commands) and commands[next_command][0] < until:
+            held = commands[next_command]
+            next_command += 1
+        if held is None:
+            continue
+        joints.append(position)
+        actions.append(held[1])
+        operator.append(held[2])
+        step_stamps.append(stamp)
+    if not actions:
+        raise DataError(f"{bag}: no command before the last joint state")
+
+    complete = sorted(stamp for stamp, cams in images.items() if len(cams) == len(CAMERAS))
+    step_stamps = np.asarray(step_stamps)
+    image_sets = image_steps = None
+    kept = [s for s in complete if s >= step_stamps[0]]
+    if kept:
+        image_sets = np.stack([np.stack([images[s][c] for c in CAMERAS]) for s in kept])
+        image_steps = np.searchsorted(step_stamps, kept, side="right") - 1
+    outcome = meta.get("outcome", "truncated")
+    return Episode(
+        joints=np.stack(joints), actions=np.stack(actions), operator=np.array(operator), outcome=outcome,
+        instruction=meta.get("instruction", ""), images=image_sets, image_steps=image_steps,
+        task=meta.get("task", ""), episode_id=meta.get("episode_id", bag.name),
+    )
+
+
+def cache_key(bag: Path, image_size) -> str:
+    """Changes when the bag's files or the image size change."""
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{image_size}".encode())
+    for path in sorted(Path(bag).iterdir()):
+        stat = path.stat()
+        digest.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def save_cached(path: Path, episode: Episode) -> None:
+    arrays = {"joints": episode.joints, "actions": episode.actions, "operator": episode.operator}
+    if episode.images is not None:
+        arrays.update(images=episode.images, image_steps=episode.image_steps)
+    text = {"outcome": episode.outcome, "instruction": episode.instruction, "task": episode.task, "episode_id": episode.episode_id}
+    partial = path.with_suffix(".partial.npz")
+    np.savez(partial, meta=np.array(yaml.safe_dump(text)), **arrays)
+    partial.rename(path)  # a crash mid-write never leaves a half cache file under the real name
+
+
+def load_cached(path: Path) -> Episode:
+    with np.load(path) as data:
+        text = yaml.safe_load(str(data["meta"]))
+        return Episode(
+            joints=data["joints"], actions=data["actions"], operator=data["operator"],
+            images=data["images"] if "images" in data else None, image_steps=data["image_steps"] if "image_steps" in data else None,
+            **text,
+        )
+
+
+def load_episode(bag: Path, typestore, image_size=(96, 128), cache_dir: Optional[Path] = None):
+    """(episode, came_from_cache)."""
+    if cache_dir is None:
+        return read_episode(bag, typestore, image_size), False
+    cache_dir = Path(cache_dir)
+    cached = cache_dir / f"{Path(bag).name}-{cache_key(bag, image_size)}.npz"
+    if cached.exists():
+        try:
+            return load_cached(cached), True
+        except (OSError, ValueError, KeyError, DataError):
+            cached.unlink()  # a damaged cache entry: decode the bag again
+    episode = read_episode(bag, typestore, image_size)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    save_cached(cached, episode)
+    return episode, False
+
+
+def load_bags(directory: Path, typestore, image_size=(96, 128), cache_dir: Optional[Path] = None, say=lambda line: None):
+    """Every episode bag under `directory` (episodes, skipped): a bag that cannot be used is
+    named with its reason and left out; the rest still load."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{directory} is not a directory of bags")
+    bags = sorted(p for p in directory.iterdir() if p.is_dir() and ((p / "metadata.yaml").exists() or any(p.glob("*.mcap"))))
+    episodes, skipped = [], []
+    for index, bag in enumerate(bags, 1):
+        try:
+            episode, cached = load_episode(bag, typestore, image_size, cache_dir)
+        except DataError as error:
+            skipped.append(Skipped(bag, str(error)))
+            say(f"skipped {bag.name}: {error}")
+            continue
+        episodes.append(episode)
+        say(f"[{index}/{len(bags)}] {bag.name}: {len(episode)} steps, {episode.outcome}{' (cached)' if cached else ''}")
+    return episodes, skipped

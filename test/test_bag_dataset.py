@@ -1,0 +1,92 @@
+"""Episode bags into learning episodes: step alignment, intervention flags, images, cache,
+and bad bags named and skipped."""
+import numpy as np
+import pytest
+
+from aloe.bag_dataset import load_bags, load_episode
+from aloe.learning.config import DataConfig
+from aloe.learning.data import DataError, chunk_transitions
+from aloe.recording import EpisodeBag, aloe_typestore
+from aloe.topics import CAMERAS
+
+MS = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def store():
+    return aloe_typestore()
+
+
+def header(store, ns):
+    Header, Time = store.types["std_msgs/msg/Header"], store.types["builtin_interfaces/msg/Time"]
+    return Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id="")
+
+
+def write_bag(store, path, steps=100, operator=range(40, 60), image_every=10, outcome="success"):
+    """State k at 20k ms; command k (positions k, operator inside `operator`) 5 ms later,
+    none after the last state; a three-camera set on every `image_every`-th state."""
+    types = {"/r/joint_states": "sensor_msgs/msg/JointState", "/r/command": "aloe_msgs/msg/JointCommand",
+             **{f"/r/cameras/{c}/image_raw": "sensor_msgs/msg/Image" for c in CAMERAS}}
+    bag = EpisodeBag(path, types, store)
+    State, Command, Image = (store.types[t] for t in ("sensor_msgs/msg/JointState", "aloe_msgs/msg/JointCommand", "sensor_msgs/msg/Image"))
+    for k in range(steps):
+        now = 20 * k * MS
+        state = State(header=header(store, now), name=["j"] * 2, position=np.full(2, k + 0.5), velocity=np.zeros(2), effort=np.zeros(0))
+        bag.write("/r/joint_states", now, store.serialize_cdr(state, "sensor_msgs/msg/JointState"))
+        if k % image_every == 0:
+            for c, camera in enumerate(CAMERAS):
+                pixels = np.full((8, 10, 3), (k + c) % 256, np.uint8)
+                image = Image(header=header(store, now), height=8, width=10, encoding="rgb8", is_bigendian=0, step=30, data=pixels.ravel())
+                bag.write(f"/r/cameras/{camera}/image_raw", now + MS, store.serialize_cdr(image, "sensor_msgs/msg/Image"))
+        if k < steps - 1:
+            command = Command(header=header(store, now), positions=np.full(2, float(k)), source=1 if k in operator else 0,
+                              policy_version="v1", chunk_id=0, step=k)
+            bag.write("/r/command", now + 5 * MS, store.serialize_cdr(command, "aloe_msgs/msg/JointCommand"))
+    bag.close({"episode_id": path.name, "task": "insertion", "instruction": "pack it", "outcome": outcome})
+
+
+def test_a_bag_becomes_the_episode_that_was_recorded(store, tmp_path):
+    write_bag(store, tmp_path / "ep1")
+    episode, cached = load_episode(tmp_path / "ep1", store, image_size=(8, 10))
+    assert not cached and len(episode) == 100
+    np.testing.assert_allclose(episode.joints[:, 0], np.arange(100) + 0.5)
+    # The action from state t is command t; the last state holds the last command.
+    np.testing.assert_allclose(episode.actions[:, 0], [*range(99), 98])
+    assert list(np.flatnonzero(episode.operator)) == list(range(40, 60))
+    assert (episode.outcome, episode.task, episode.instruction, episode.episode_id) == ("success", "insertion", "pack it", "ep1")
+    assert list(episode.image_steps) == list(range(0, 100, 10))
+    assert episode.images.shape == (10, 3, 8, 10, 3) and episode.images[3, 1, 0, 0, 0] == 31  # step 30, second camera
+    transitions = chunk_transitions([episode], horizon=10, config=DataConfig(stride=5))
+    assert len(transitions) == 20  # a terminal episode: a chunk every 5 steps, to the end
+    assert list(np.flatnonzero(transitions.intervention)) == list(range(7, 12))  # chunks touching steps 40-59
+
+
+def test_images_are_resized_and_a_second_load_comes_from_the_cache(store, tmp_path):
+    write_bag(store, tmp_path / "ep1")
+    first, cached = load_episode(tmp_path / "ep1", store, image_size=(4, 5), cache_dir=tmp_path / "cache")
+    assert not cached and first.images.shape[2:] == (4, 5, 3)
+    second, cached = load_episode(tmp_path / "ep1", store, image_size=(4, 5), cache_dir=tmp_path / "cache")
+    assert cached
+    np.testing.assert_array_equal(second.images, first.images)
+    np.testing.assert_array_equal(second.actions, first.actions)
+    assert (second.outcome, second.episode_id) == (first.outcome, first.episode_id)
+    _, cached = load_episode(tmp_path / "ep1", store, image_size=(8, 10), cache_dir=tmp_path / "cache")
+    assert not cached  # another image size is another cache entry
+
+
+def test_bad_bags_are_named_and_skipped_and_the_rest_load(store, tmp_path):
+    write_bag(store, tmp_path / "bags" / "good")
+    write_bag(store, tmp_path / "bags" / "cut")
+    mcap = tmp_path / "bags" / "cut" / "cut.mcap"
+    mcap.write_bytes(mcap.read_bytes()[:2000])  # truncated after it was closed
+    (tmp_path / "bags" / "crashed").mkdir()
+    (tmp_path / "bags" / "crashed" / "crashed.mcap").write_bytes(b"\x89MCAP0\r\n")
+    lines = []
+    episodes, skipped = load_bags(tmp_path / "bags", store, image_size=(8, 10), say=lines.append)
+    assert [e.episode_id for e in episodes] == ["good"]
+    reasons = {s.bag.name: s.reason for s in skipped}
+    assert set(reasons) == {"cut", "crashed"}
+    assert "aloe bag recover" in reasons["crashed"] and "cannot read" in reasons["cut"]
+    assert any(line.startswith("skipped cut") for line in lines)
+    with pytest.raises(DataError, match="not a directory"):
+        load_bags(tmp_path / "nowhere", store)
