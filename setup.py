@@ -13,6 +13,7 @@ NODES = {
     "sim_robot": "aloe.nodes.sim_robot:main",
     "episode_runner": "aloe.nodes.episode_runner:main",
     "recorder": "aloe.nodes.recorder:main",
+    "policy": "aloe.nodes.policy:main",
 }
 
 

@@ -164,3 +164,22 @@ def test_recorder_killed_mid_episode_loses_at_most_the_last_flush(recorder_graph
     positions = [s.position[0] for s in read_with_mcap(bag)["/rec/joint_states"]]
     assert positions == [float(k) for k in range(150)]
     assert np.all(np.diff(positions) > 0)
+
+
+def test_aloe_record_writes_one_bag_per_episode_and_stops(ros_domain, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "aloe.cli", "record", "--task", "insertion", "--episodes", "2", "--first-seed", "5",
+         "--out", str(tmp_path / "bags"), "--real-time-factor", "2", "--namespace", "rec_cli"],
+        capture_output=True, text=True, timeout=180, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    bags = sorted((tmp_path / "bags").iterdir())
+    assert len(bags) == 2, result.stdout[-3000:]
+    assert f"2 episode bags in {tmp_path / 'bags'}: " in result.stdout
+    for bag in bags:
+        meta = custom_data(bag)
+        assert meta["aloe.task"] == "insertion" and meta["aloe.outcome"] in ("success", "failure")
+        topics = read_with_mcap(bag)
+        assert len(topics["/rec_cli/joint_states"]) > 100 and len(topics["/rec_cli/command"]) > 100
+        assert {c.source for c in topics["/rec_cli/command"]} >= {JointCommand.SOURCE_OPERATOR}
+    assert "node 'episode_runner' finished its work" in result.stdout

@@ -75,6 +75,47 @@ def report(runner: Runner, monitor, seen: dict, elapsed: float, codes: dict) -> 
         runner.say(f"topic {name} ({seen['topics'][name]}): {count} messages, {monitor.rate(name):.1f} Hz")
 
 
+def record(args) -> int:
+    """`aloe bringup` with the episode runner, the scripted operator and the recorder set up
+    for N episodes per task; ends by itself and summarises the bags it wrote."""
+    import tempfile
+
+    import yaml
+
+    from aloe.bag_dataset import bag_metadata
+    from aloe.learning.data import DataError
+
+    if args.episodes < 1:
+        raise CliError(f"--episodes must be at least 1, got {args.episodes}")
+    out = Path(args.out).expanduser().resolve()
+    before = set(out.iterdir()) if out.is_dir() else set()
+    settings = {
+        "/**/episode_runner": {"tasks": args.task or ["insertion", "drawer", "sorting"], "episodes_per_task": args.episodes,
+                               "first_seed": args.first_seed, "variant": args.variant, "disturbances": args.disturbances,
+                               "exit_when_done": True},
+        "/**/sim_robot": {"real_time_factor": args.real_time_factor, "scripted_operator": True},
+        "/**/recorder": {"out_dir": str(out)},
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="aloe-record-", delete=False) as handle:
+        yaml.safe_dump({node: {"ros__parameters": values} for node, values in settings.items()}, handle)
+    try:
+        code = bringup(argparse.Namespace(description=None, only=None, namespace=args.namespace, duration=None,
+                                          params=[*args.params, handle.name]))
+    finally:
+        os.unlink(handle.name)
+    bags = sorted(set(out.iterdir()) - before) if out.is_dir() else []
+    outcomes = {}
+    for bag in bags:
+        try:
+            outcome = bag_metadata(bag).get("outcome", "truncated")
+        except DataError:
+            outcome = "unfinished (run `aloe bag recover`)"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())) or "none"
+    print(f"[aloe record] {len(bags)} episode bag{'s' if len(bags) != 1 else ''} in {out}: {summary}")
+    return code
+
+
 def recover_bags(args) -> int:
     from aloe.recording import RecordingError, aloe_typestore, needs_recovery, recover
 
@@ -108,6 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, help="stop after this many seconds and report (default: until Ctrl-C)")
     run.add_argument("--description", help="bringup description YAML (default: config/bringup.yaml)")
     run.set_defaults(handler=bringup)
+
+    rec = commands.add_parser("record", help="record scripted episodes through the graph, one bag each, and stop")
+    rec.add_argument("--task", action="append", choices=["insertion", "drawer", "sorting"], help="task (repeatable; default: all three)")
+    rec.add_argument("--episodes", type=int, default=10, help="episodes per task (default 10)")
+    rec.add_argument("--operator", choices=["scripted"], default="scripted", help="who drives: the simulator's scripted operator")
+    rec.add_argument("--out", default="bags", help="folder for the episode bags (default: bags)")
+    rec.add_argument("--first-seed", type=int, default=0)
+    rec.add_argument("--variant", choices=["train", "unseen"], default="train")
+    rec.add_argument("--disturbances", default="", help="e.g. push:0.5,drop:0.2")
+    rec.add_argument("--real-time-factor", type=float, default=1.0, help="simulator pace (0: as fast as it can)")
+    rec.add_argument("--namespace", help="robot namespace (default: from the bringup description)")
+    rec.add_argument("--params", action="append", default=[], metavar="FILE", help="extra ROS 2 parameter file")
+    rec.set_defaults(handler=record)
 
     bag = commands.add_parser("bag", help="episode bags: recover bags whose recorder was killed")
     bag_commands = bag.add_subparsers(dest="bag_command", required=True)

@@ -2,7 +2,7 @@
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
 from aloe.params import ParameterFileError, unknown_parameters
@@ -28,8 +28,9 @@ def declare_checked(node: Node, defaults: dict) -> None:
         )
 
 
-def run(node_class) -> int:
-    """Spin one node until Ctrl-C or shutdown; configuration errors are one line, exit 2."""
+def run(node_class, threads: int = 1) -> int:
+    """Spin one node until Ctrl-C or shutdown; configuration errors are one line, exit 2.
+    With `threads` > 1 its callback groups run in parallel (a slow service beside a timer)."""
     rclpy.init(args=sys.argv)
     try:
         node = node_class()
@@ -38,14 +39,14 @@ def run(node_class) -> int:
         rclpy.try_shutdown()
         return 2
     node.get_logger().info("ready")
-    spin(node)
+    spin(node, MultiThreadedExecutor(num_threads=threads) if threads > 1 else None)
     return 0
 
 
-def spin(node: Node) -> None:
+def spin(node: Node, executor=None) -> None:
     """Spin until Ctrl-C or an external shutdown, then destroy the node and shut rclpy down."""
     try:
-        rclpy.spin(node)
+        rclpy.spin(node, executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

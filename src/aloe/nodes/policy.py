@@ -1,0 +1,218 @@
+"""Policy: runs the actor on the newest synchronised observation and streams its action
+chunks as 50 Hz commands on `policy/command`.
+
+Inference runs in a worker thread, so the command loop never waits for it: the running
+chunk keeps streaming until the next one arrives (its first steps, already past by then,
+are skipped). Every `replan_every` steps a new observation is taken. With a critic in the
+checkpoint, each executed chunk's Q goes out on `critic/q_value`. `load_checkpoint` loads
+a checkpoint beside the running one and swaps it in at the next chunk boundary; every
+command carries the version of the checkpoint that produced it. The policy drives only
+while an episode runs (the instruction comes with the episode's START).
+"""
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from aloe_msgs.msg import ActionChunk, EpisodeEvent, JointCommand, QValue
+from aloe_msgs.srv import LoadCheckpoint
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+
+from aloe.chunking import Chunk, ChunkExecutor, ObservationSync
+from aloe.nodes.entry import NodeConfigError, declare_checked, run
+from aloe.topics import CAMERAS, camera_topic, topic
+
+PARAMETERS = {
+    "checkpoint": "",  # safetensors file; empty: wait for `load_checkpoint`
+    "rate_hz": 50.0,
+    "replan_every": 25,  # control steps between observations (half a 50-step chunk)
+    "temporal_ensembling": False,
+    "ensemble_decay": 0.01,
+    "max_skew_s": 0.05,  # images of one observation lie within this of each other
+    "max_age_s": 0.5,  # older images or joint states are stale: no new chunk from them
+}
+
+
+def image_array(msg: Image) -> np.ndarray:
+    rows = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)
+    image = rows[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
+    return image[..., ::-1] if msg.encoding == "bgr8" else image
+
+
+class PolicyNode(Node):
+    def __init__(self):
+        super().__init__("policy")
+        declare_checked(self, PARAMETERS)
+        value = lambda name: self.get_parameter(name).value  # noqa: E731
+        try:
+            self.executor_logic = ChunkExecutor(value("replan_every"), value("temporal_ensembling"), value("ensemble_decay"))
+        except ValueError as error:
+            raise NodeConfigError(f"policy: {error}") from None
+        self.sync = ObservationSync(CAMERAS, value("max_skew_s"), value("max_age_s"))
+        self.lock = threading.Lock()
+        self.policy, self.pending = None, None
+        self.episode, self.instruction = None, ""
+        if value("checkpoint"):
+            try:
+                self.policy = self.load(value("checkpoint"))
+            except ValueError as error:
+                raise NodeConfigError(f"policy: {error}") from None
+            self.warm_up(self.policy)
+            self.get_logger().info(f"loaded {value('checkpoint')} (version {self.policy.version})")
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self.inference = None  # the Future of the chunk being computed
+        self.next_chunk_id = 1
+        self.last_problem = None
+
+        self.commands = self.create_publisher(JointCommand, topic("policy/command").name, topic("policy/command").qos)
+        self.chunks = self.create_publisher(ActionChunk, topic("policy/action_chunk").name, topic("policy/action_chunk").qos)
+        self.q_values = self.create_publisher(QValue, topic("critic/q_value").name, topic("critic/q_value").qos)
+        for camera in CAMERAS:
+            name = camera_topic(camera)
+            self.create_subscription(Image, name, lambda msg, c=camera: self.on_image(c, msg), topic(name).qos)
+        self.create_subscription(JointState, topic("joint_states").name, self.on_joint_state, topic("joint_states").qos)
+        self.create_subscription(EpisodeEvent, topic("episode").name, self.on_episode, topic("episode").qos)
+        # Loading a checkpoint takes a while: its own callback group (and thread) keeps the
+        # command loop running meanwhile.
+        self.create_service(LoadCheckpoint, "load_checkpoint", self.on_load, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(1.0 / value("rate_hz"), self.tick)
+
+    @staticmethod
+    def load(path: str):
+        from aloe.learning.checkpoint import CheckpointError
+        from aloe.learning.policy import Policy
+
+        try:
+            policy = Policy.load(Path(path).expanduser())
+        except CheckpointError as error:
+            raise ValueError(str(error)) from None
+        if policy.config.model.action_dim != 14 or policy.config.model.cameras != len(CAMERAS):
+            raise ValueError(f"{path}: the model drives {policy.config.model.action_dim} joints from "
+                             f"{policy.config.model.cameras} cameras; this robot has 14 and {len(CAMERAS)}")
+        return policy
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def on_image(self, camera: str, msg: Image) -> None:
+        self.sync.add_image(camera, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, image_array(msg))
+
+    def on_joint_state(self, msg: JointState) -> None:
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self.sync.add_joints(stamp if stamp > 0 else self.now(), msg.position)
+
+    def on_episode(self, event: EpisodeEvent) -> None:
+        if event.kind == EpisodeEvent.START:
+            self.episode, self.instruction = event.episode_id, event.instruction
+            self.executor_logic.reset()
+        elif event.episode_id == self.episode:
+            self.episode = None  # the mux holds the robot between episodes
+
+    def on_load(self, request, response):
+        try:
+            policy = self.load(request.path)
+        except ValueError as error:
+            response.success, response.message = False, str(error)
+            with self.lock:
+                current = self.pending or self.policy
+            response.policy_version = current.version if current else ""
+            self.get_logger().error(f"load_checkpoint: {error}; keeping the running policy")
+            return response
+        self.warm_up(policy)
+        with self.lock:
+            self.pending = policy
+        self.get_logger().info(f"loaded {request.path} (version {policy.version}); it takes over at the next chunk boundary")
+        response.success, response.message, response.policy_version = True, "swaps in at the next chunk boundary", policy.version
+        return response
+
+    def warm_up(self, policy) -> None:
+        """One inference before the swap: the first call builds what the model loads lazily
+        (the instruction encoder), which would otherwise stall the first chunk."""
+        observation, _ = self.sync.latest(self.now())
+        if observation is None:
+            height, width = policy.config.model.image_size
+            joints, images = np.zeros(14, np.float32), np.zeros((len(CAMERAS), height, width, 3), np.uint8)
+        else:
+            joints, images = observation.joints, observation.images
+        policy.act(joints, images, self.instruction)
+
+    def tick(self) -> None:
+        if self.episode is None:
+            return
+        self.collect_chunk()
+        command = self.executor_logic.tick()
+        if command is not None:
+            msg = JointCommand(positions=command.positions.tolist(), source=JointCommand.SOURCE_POLICY,
+                               policy_version=command.version, chunk_id=command.chunk_id, step=command.step)
+            msg.header.stamp = self.get_clock().now().to_msg()
+            self.commands.publish(msg)
+        if self.inference is None and self.executor_logic.wants_observation():
+            self.start_inference()
+
+    def start_inference(self) -> None:
+        with self.lock:
+            if self.pending is not None:  # a chunk boundary: the new checkpoint takes over here
+                self.policy, self.pending = self.pending, None
+        if self.policy is None:
+            self.report("no checkpoint loaded: call load_checkpoint")
+            return
+        observation, problem = self.sync.latest(self.now())
+        if observation is None:
+            self.report(problem)
+            return
+        self.report(None)
+        chunk_id, self.next_chunk_id = self.next_chunk_id, self.next_chunk_id + 1
+        self.inference = self.worker.submit(
+            self.infer, self.policy, observation, self.instruction, chunk_id, self.executor_logic.step
+        )
+
+    @staticmethod
+    def infer(policy, observation, instruction, chunk_id, start_step):
+        actions = policy.act(observation.joints, observation.images, instruction)
+        q = policy.q_values(observation.joints, observation.images, instruction, actions) if policy.has_critic else None
+        return Chunk(actions, chunk_id, policy.version, start_step), q
+
+    def collect_chunk(self) -> None:
+        if self.inference is None or not self.inference.done():
+            return
+        future, self.inference = self.inference, None
+        try:
+            chunk, q = future.result()
+        except Exception as error:  # a model that fails on this input must not stop the robot's stream
+            self.get_logger().error(f"inference failed: {type(error).__name__}: {error}")
+            return
+        dropped = self.executor_logic.add(chunk)
+        if dropped:
+            self.get_logger().warning(dropped, throttle_duration_sec=1.0)
+            return
+        stamp = self.get_clock().now().to_msg()
+        horizon, action_dim = chunk.actions.shape
+        msg = ActionChunk(horizon=horizon, action_dim=action_dim, actions=chunk.actions.ravel().tolist(),
+                          chunk_id=chunk.chunk_id, policy_version=chunk.version)
+        msg.header.stamp = stamp
+        self.chunks.publish(msg)
+        if q is not None:
+            value = QValue(chunk_id=chunk.chunk_id, pessimistic=q["pessimistic"], mean=q["mean"], std=q["std"],
+                           members=[float(m) for m in q["members"]], policy_version=chunk.version)
+            value.header.stamp = stamp
+            self.q_values.publish(value)
+
+    def report(self, problem) -> None:
+        if problem is not None and problem != self.last_problem:
+            self.get_logger().warning(f"no new chunk: {problem}")
+        self.last_problem = problem
+
+    def destroy_node(self):
+        self.worker.shutdown(wait=False, cancel_futures=True)
+        super().destroy_node()
+
+
+def main():
+    sys.exit(run(PolicyNode, threads=2))
+
+
+if __name__ == "__main__":
+    main()
