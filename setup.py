@@ -14,6 +14,8 @@ NODES = {
     "episode_runner": "aloe.nodes.episode_runner:main",
     "recorder": "aloe.nodes.recorder:main",
     "policy": "aloe.nodes.policy:main",
+    "trainer": "aloe.nodes.trainer:main",
+    "trajectory_adapter": "aloe.nodes.trajectory_adapter:main",
 }
 
 

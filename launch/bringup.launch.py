@@ -6,17 +6,19 @@ The nodes and parameter files come from config/bringup.yaml, the same descriptio
 Arguments:
   namespace:=aloe          robot namespace
   params_file:=FILE        an extra ROS 2 parameter file, applied after config/aloe.yaml
+  with:=trainer            optional nodes to start too (comma-separated)
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from aloe.graph import check_parameters, load_graph
+from aloe.graph import check_parameters, load_graph, with_optional
 
 
 def nodes_for(context):
-    graph = load_graph()
+    wanted = [name for name in LaunchConfiguration("with").perform(context).split(",") if name]
+    graph = with_optional(load_graph(), wanted)
     namespace = LaunchConfiguration("namespace").perform(context)
     extra = LaunchConfiguration("params_file").perform(context)
     parameter_files = [*graph.parameter_files, *([extra] if extra else [])]
@@ -43,6 +45,7 @@ def generate_launch_description():
         [
             DeclareLaunchArgument("namespace", default_value=load_graph().namespace, description="robot namespace"),
             DeclareLaunchArgument("params_file", default_value="", description="extra ROS 2 parameter file"),
+            DeclareLaunchArgument("with", default_value="", description="optional nodes to start too, e.g. trainer"),
             OpaqueFunction(function=nodes_for),
         ]
     )

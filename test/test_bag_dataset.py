@@ -22,7 +22,7 @@ def header(store, ns):
     return Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id="")
 
 
-def write_bag(store, path, steps=100, operator=range(40, 60), image_every=10, outcome="success"):
+def write_bag(store, path, steps=100, operator=range(40, 60), image_every=10, outcome="success", dof=2):
     """State k at 20k ms; command k (positions k, operator inside `operator`) 5 ms later,
     none after the last state; a three-camera set on every `image_every`-th state."""
     types = {"/r/joint_states": "sensor_msgs/msg/JointState", "/r/command": "aloe_msgs/msg/JointCommand",
@@ -31,7 +31,7 @@ def write_bag(store, path, steps=100, operator=range(40, 60), image_every=10, ou
     State, Command, Image = (store.types[t] for t in ("sensor_msgs/msg/JointState", "aloe_msgs/msg/JointCommand", "sensor_msgs/msg/Image"))
     for k in range(steps):
         now = 20 * k * MS
-        state = State(header=header(store, now), name=["j"] * 2, position=np.full(2, k + 0.5), velocity=np.zeros(2), effort=np.zeros(0))
+        state = State(header=header(store, now), name=["j"] * dof, position=np.full(dof, k + 0.5), velocity=np.zeros(dof), effort=np.zeros(0))
         bag.write("/r/joint_states", now, store.serialize_cdr(state, "sensor_msgs/msg/JointState"))
         if k % image_every == 0:
             for c, camera in enumerate(CAMERAS):
@@ -39,7 +39,7 @@ def write_bag(store, path, steps=100, operator=range(40, 60), image_every=10, ou
                 image = Image(header=header(store, now), height=8, width=10, encoding="rgb8", is_bigendian=0, step=30, data=pixels.ravel())
                 bag.write(f"/r/cameras/{camera}/image_raw", now + MS, store.serialize_cdr(image, "sensor_msgs/msg/Image"))
         if k < steps - 1:
-            command = Command(header=header(store, now), positions=np.full(2, float(k)), source=1 if k in operator else 0,
+            command = Command(header=header(store, now), positions=np.full(dof, float(k)), source=1 if k in operator else 0,
                               policy_version="v1", chunk_id=0, step=k)
             bag.write("/r/command", now + 5 * MS, store.serialize_cdr(command, "aloe_msgs/msg/JointCommand"))
     bag.close({"episode_id": path.name, "task": "insertion", "instruction": "pack it", "outcome": outcome})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aloe.graph import GraphError, load_graph, node_executables, select_nodes
+from aloe.graph import GraphError, load_graph, node_executables, select_nodes, with_optional
 from aloe.runner import node_processes, ros_arguments
 
 LAUNCH_FILE = Path(__file__).parents[1] / "launch" / "bringup.launch.py"
@@ -78,11 +78,13 @@ def launch_ros_arguments(kwargs):
     return ros_arguments(kwargs["name"], kwargs["namespace"], kwargs["parameters"])
 
 
-@pytest.mark.parametrize("overrides", [{}, {"namespace": "robot2"}])
+@pytest.mark.parametrize("overrides", [{}, {"namespace": "robot2"}, {"with": "trainer"}])
 def test_launch_file_and_runner_start_the_same_nodes_with_the_same_arguments(monkeypatch, tmp_path, overrides):
-    graph = load_graph()
+    wanted = [name for name in overrides.get("with", "").split(",") if name]
+    graph = with_optional(load_graph(), wanted)
+    assert ("trainer" in {n.name for n in graph.nodes}) == bool(wanted)  # optional: only when asked for
     extra = []
-    if overrides:
+    if "namespace" in overrides:
         extra_file = tmp_path / "extra.yaml"
         extra_file.write_text("/**/command_mux:\n  ros__parameters:\n    rate_hz: 25.0\n")
         extra = [str(extra_file)]

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 import time
 
-from aloe.graph import GraphError, ParameterFileError, check_parameters, load_graph, select_nodes
+from aloe.graph import GraphError, ParameterFileError, check_parameters, load_graph, select_nodes, with_optional
 from aloe.learning.config import LearningError
 from aloe.runner import NamespaceLock, Runner, RunnerError, describe_exit, graph_environment, node_processes
 from aloe.topics import SERVICES
@@ -18,8 +18,7 @@ class CliError(RuntimeError):
 
 def bringup(args) -> int:
     graph = load_graph(args.description)
-    if args.only:
-        graph = select_nodes(graph, args.only)
+    graph = select_nodes(graph, args.only) if args.only else with_optional(graph, getattr(args, "with_nodes", None) or [])
     namespace = args.namespace or graph.namespace
     parameter_files = [*graph.parameter_files, *(os.path.abspath(p) for p in args.params)]
     check_parameters(graph, namespace, parameter_files)
@@ -146,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--namespace", help="robot namespace (default: from the bringup description, 'aloe')")
     run.add_argument("--params", action="append", default=[], metavar="FILE", help="extra ROS 2 parameter file; later files win")
     run.add_argument("--only", action="append", metavar="NODE", help="start only this node (repeatable)")
+    run.add_argument("--with", dest="with_nodes", action="append", metavar="NODE", help="also start this optional node (trainer)")
     run.add_argument("--duration", type=float, help="stop after this many seconds and report (default: until Ctrl-C)")
     run.add_argument("--description", help="bringup description YAML (default: config/bringup.yaml)")
     run.set_defaults(handler=bringup)

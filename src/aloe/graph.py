@@ -35,6 +35,7 @@ class NodeSpec:
     name: str
     executable: str
     ends_graph: bool = False  # its exit with code 0 ends the whole graph
+    optional: bool = False  # started only when asked for (`--with NAME`, `with:=NAME`)
 
 
 @dataclass(frozen=True)
@@ -61,16 +62,18 @@ def load_graph(path=None) -> Graph:
     known = node_executables()
     nodes = []
     for entry in description["nodes"]:
-        if not isinstance(entry, dict) or not {"name", "executable"} <= set(entry) <= {"name", "executable", "ends_graph"}:
+        if not isinstance(entry, dict) or not {"name", "executable"} <= set(entry) <= {"name", "executable", "ends_graph", "optional"}:
             raise GraphError(
-                f"bringup description {path}: each node needs 'name' and 'executable' (and may set 'ends_graph'), got {entry!r}"
+                f"bringup description {path}: each node needs 'name' and 'executable' (and may set 'ends_graph' "
+                f"and 'optional'), got {entry!r}"
             )
         if entry["executable"] not in known:
             raise GraphError(
                 f"bringup description {path}: unknown node executable '{entry['executable']}' "
                 f"(known: {', '.join(sorted(known))})"
             )
-        nodes.append(NodeSpec(str(entry["name"]), str(entry["executable"]), bool(entry.get("ends_graph", False))))
+        nodes.append(NodeSpec(str(entry["name"]), str(entry["executable"]), bool(entry.get("ends_graph", False)),
+                              bool(entry.get("optional", False))))
     names = [n.name for n in nodes]
     if len(set(names)) != len(names):
         raise GraphError(f"bringup description {path}: node names must be unique, got {names}")
@@ -85,6 +88,15 @@ def select_nodes(graph: Graph, names) -> Graph:
     if unknown:
         raise GraphError(f"unknown node name {', '.join(unknown)} (the graph has: {', '.join(sorted(available))})")
     return Graph(graph.namespace, graph.parameter_files, tuple(n for n in graph.nodes if n.name in names))
+
+
+def with_optional(graph: Graph, names=()) -> Graph:
+    """The graph's default nodes plus the optional ones named in `names`."""
+    optional = {n.name for n in graph.nodes if n.optional}
+    unknown = [n for n in names if n not in optional]
+    if unknown:
+        raise GraphError(f"{', '.join(unknown)} is not an optional node (optional: {', '.join(sorted(optional)) or 'none'})")
+    return Graph(graph.namespace, graph.parameter_files, tuple(n for n in graph.nodes if not n.optional or n.name in names))
 
 
 def declared_parameters(executable: str) -> dict:
