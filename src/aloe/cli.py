@@ -115,6 +115,18 @@ def record(args) -> int:
     return code
 
 
+def play_bag(args) -> int:
+    from aloe.replay import play
+
+    if args.rate < 0 or args.q_every < 1:
+        raise CliError("--rate must be >= 0 and --q-every >= 1")
+    if not args.bag.is_dir():
+        raise CliError(f"{args.bag} is not a bag directory")
+    os.environ.update(graph_environment())  # replay stays on this machine unless told otherwise
+    play(args.bag, args.rate, args.critic, args.q_every)
+    return 0
+
+
 def recover_bags(args) -> int:
     from aloe.recording import RecordingError, aloe_typestore, needs_recovery, recover
 
@@ -162,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--namespace", help="robot namespace (default: from the bringup description)")
     rec.add_argument("--params", action="append", default=[], metavar="FILE", help="extra ROS 2 parameter file")
     rec.set_defaults(handler=record)
+
+    replay = commands.add_parser("play", help="republish a recorded episode bag on its topics (with /clock)")
+    replay.add_argument("bag", type=Path, help="episode bag directory")
+    replay.add_argument("--rate", type=float, default=1.0, help="speed factor (default 1: real time; 0: as fast as possible)")
+    replay.add_argument("--critic", metavar="CKPT", help="also publish this critic's Q of every executed chunk")
+    replay.add_argument("--q-every", type=int, default=10, help="steps between evaluated chunks (default 10)")
+    replay.set_defaults(handler=play_bag)
 
     bag = commands.add_parser("bag", help="episode bags: recover bags whose recorder was killed")
     bag_commands = bag.add_subparsers(dest="bag_command", required=True)

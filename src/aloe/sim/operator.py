@@ -33,7 +33,7 @@ class ArmMotion:
     MAX_LEAD = 0.03  # m, tool set-point
     MAX_JOINT_LEAD = 0.25  # rad
 
-    def __init__(self, robot: SimRobot, arm: int, speed: float = 0.3, max_acceleration: float = 2.0, max_joint_rate: float = 2.5):
+    def __init__(self, robot: SimRobot, arm: int, speed: float = 0.2, max_acceleration: float = 2.0, max_joint_rate: float = 2.5):
         self.robot, self.arm = robot, arm
         self.ik = ArmIK(robot.model, robot.index, arm)
         self.speed, self.max_acceleration, self.max_joint_rate = speed, max_acceleration, max_joint_rate
@@ -175,10 +175,25 @@ class PickPlace(GraspSkill):
     GRASP_CLEARANCE = 0.008  # fingertips above the table at the grasp
     FINGER_REACH = 0.024  # fingertips below the tool centre point
 
+    STUCK_STEPS = 100  # 2 s without getting 2 mm closer to the object
+
     def __init__(self, motion: ArmMotion, obj, place_goal, release_tolerance=(0.002, np.radians(2.5))):
         super().__init__(motion)
         self.obj, self.place_goal = obj, place_goal
         self.release_tolerance = release_tolerance
+        self.best_xy_error, self.steps_without_progress, self.retreating = np.inf, 0, False
+
+    def stuck(self, xy_error: float) -> bool:
+        """True (once, then the count restarts) when the approach stopped getting closer.
+        Aligned above the object (descending) counts as progress."""
+        if xy_error <= 0.006 or xy_error < self.best_xy_error - 0.002:
+            self.best_xy_error, self.steps_without_progress = xy_error, 0
+            return False
+        self.steps_without_progress += 1
+        if self.steps_without_progress < self.STUCK_STEPS:
+            return False
+        self.best_xy_error, self.steps_without_progress = np.inf, 0
+        return True
 
     @staticmethod
     def pose_of(robot: SimRobot, name: str):
@@ -196,9 +211,11 @@ class PickPlace(GraspSkill):
         between = np.linalg.norm((position - tcp)[:2]) < 0.015 and abs(position[2] - tcp[2]) < 0.04
         return self.motion.gripper < 0.05 and self.FULLY_OPEN > opening > 0.05 and between
 
-    def grasp_height(self) -> float:
-        """Tool height that puts the fingertips just above the table, pads on the object."""
-        return TABLE_TOP_Z + self.GRASP_CLEARANCE + self.FINGER_REACH + max(0.0, self.obj.half_height * 2 - 0.03)
+    def grasp_height(self, position) -> float:
+        """Tool height that puts the fingertips just above the object's underside (the
+        table, or the rim it came to rest on), pads on the object."""
+        underside = max(TABLE_TOP_Z, position[2] - self.obj.half_height)
+        return underside + self.GRASP_CLEARANCE + self.FINGER_REACH + max(0.0, self.obj.half_height * 2 - 0.03)
 
     def step(self) -> bool:
         """One control step; returns True once the object has been released at its goal."""
@@ -234,10 +251,16 @@ class PickPlace(GraspSkill):
             # Closed on nothing (a missed or lost grasp): open and start over.
             motion.move([tcp[0], tcp[1], tcp[2] + 0.02], grasp_angle, OPEN, settle=False)
             return False
-        if xy_error > 0.006:
-            motion.move([position[0], position[1], self.HOVER if xy_error > 0.03 else max(tcp[2], self.grasp_height() + 0.03)], grasp_angle, OPEN)
+        if self.retreating or self.stuck(xy_error):
+            # No progress towards the object (a finger caught on a rim or on the object):
+            # back off to travel height and come again from above.
+            self.retreating = tcp[2] < self.HOVER - 0.02
+            motion.move([tcp[0], tcp[1], self.HOVER], grasp_angle, OPEN, settle=False)
             return False
-        distance = motion.move([position[0], position[1], self.grasp_height()], grasp_angle, OPEN)
+        if xy_error > 0.006:
+            motion.move([position[0], position[1], self.HOVER if xy_error > 0.03 else max(tcp[2], self.grasp_height(position) + 0.03)], grasp_angle, OPEN)
+            return False
+        distance = motion.move([position[0], position[1], self.grasp_height(position)], grasp_angle, OPEN)
         if distance < 0.004 and motion.at_rest():
             self.closing_steps = 1
         return False
