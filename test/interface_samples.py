@@ -3,7 +3,7 @@
 Shared by the in-process tests and the peer process of the cross-process tests, so both
 sides build exactly the same values.
 """
-from aloe_msgs.msg import ActionChunk, EpisodeEvent, JointCommand, QValue
+from aloe_msgs.msg import ActionChunk, EpisodeEvent, JointCommand, QValue, TakeoverRequest
 from aloe_msgs.srv import EndEpisode, LoadCheckpoint, StartEpisode
 
 
@@ -14,7 +14,8 @@ def sample_messages():
     command = JointCommand(positions=[0.5 * i - 3.0 for i in range(14)], source=JointCommand.SOURCE_OPERATOR, policy_version="v7-abc", chunk_id=9, step=49)
     event = EpisodeEvent(episode_id="sim-20261125T000000-0001", kind=EpisodeEvent.FAILURE, task="insertion", instruction="put the phone in the box", reason="time limit")
     q_value = QValue(chunk_id=11, pessimistic=-0.25, mean=0.5, std=0.125, members=[0.25, 0.5, 0.75], policy_version="v7-abc")
-    return {"ActionChunk": chunk, "JointCommand": command, "EpisodeEvent": event, "QValue": q_value}
+    takeover = TakeoverRequest(chunk_id=12, q=-0.5, reason="Q -0.50 below -0.40", policy_version="v7-abc")
+    return {"ActionChunk": chunk, "JointCommand": command, "EpisodeEvent": event, "QValue": q_value, "TakeoverRequest": takeover}
 
 
 SERVICE_TYPES = {"LoadCheckpoint": LoadCheckpoint, "StartEpisode": StartEpisode, "EndEpisode": EndEpisode}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from aloe_msgs.msg import ActionChunk, EpisodeEvent, JointCommand, QValue
+from aloe_msgs.msg import ActionChunk, EpisodeEvent, JointCommand, QValue, TakeoverRequest
 from aloe_msgs.srv import LoadCheckpoint
 from sensor_msgs.msg import Image, JointState
 
@@ -28,6 +28,27 @@ def checkpoints(tmp_path_factory):
     return folder / "aloe.safetensors", folder / "bc.safetensors"
 
 
+def publish_sensors(tester):
+    """Joint states at 50 Hz and three 24x32 cameras at 5 Hz, as a robot would."""
+    states = tester.create_publisher(JointState, "joint_states", topic("joint_states").qos)
+    cameras = {c: tester.create_publisher(Image, camera_topic(c), topic(camera_topic(c)).qos) for c in CAMERAS}
+    ticks = [0]
+
+    def publish():
+        stamp = tester.get_clock().now().to_msg()
+        state = JointState(position=[0.1] * 14)
+        state.header.stamp = stamp
+        states.publish(state)
+        if ticks[0] % 10 == 0:
+            for publisher in cameras.values():
+                image = Image(height=24, width=32, encoding="rgb8", step=96, data=bytes(np.full(24 * 32 * 3, 120, np.uint8)))
+                image.header.stamp = stamp
+                publisher.publish(image)
+        ticks[0] += 1
+
+    tester.create_timer(0.02, publish)
+
+
 def test_policy_streams_chunks_with_q_and_swaps_checkpoints_without_a_gap(bringup, rclpy_context, tmp_path, checkpoints):  # noqa: F811
     first, second = checkpoints
     params = tmp_path / "policy.yaml"
@@ -40,24 +61,8 @@ def test_policy_streams_chunks_with_q_and_swaps_checkpoints_without_a_gap(bringu
     tester.create_subscription(JointCommand, "policy/command", commands.append, topic("policy/command").qos)
     tester.create_subscription(ActionChunk, "policy/action_chunk", chunks.append, topic("policy/action_chunk").qos)
     tester.create_subscription(QValue, "critic/q_value", values.append, topic("critic/q_value").qos)
-    states = tester.create_publisher(JointState, "joint_states", topic("joint_states").qos)
-    cameras = {c: tester.create_publisher(Image, camera_topic(c), topic(camera_topic(c)).qos) for c in CAMERAS}
+    publish_sensors(tester)
     episode = tester.create_publisher(EpisodeEvent, "episode", topic("episode").qos)
-    ticks = [0]
-
-    def publish_sensors():
-        stamp = tester.get_clock().now().to_msg()
-        state = JointState(position=[0.1] * 14)
-        state.header.stamp = stamp
-        states.publish(state)
-        if ticks[0] % 10 == 0:  # cameras at 5 Hz
-            for camera, publisher in cameras.items():
-                image = Image(height=24, width=32, encoding="rgb8", step=96, data=bytes(np.full(24 * 32 * 3, 120, np.uint8)))
-                image.header.stamp = stamp
-                publisher.publish(image)
-        ticks[0] += 1
-
-    tester.create_timer(0.02, publish_sensors)
     episode.publish(EpisodeEvent(episode_id="e1", kind=EpisodeEvent.START, task="insertion", instruction="pack the phone"))
     assert spin_until(rclpy_context, [tester], lambda: len(commands) >= 50, timeout_s=60), graph.output()
     version_one = load_checkpoint(first).version
@@ -83,3 +88,24 @@ def test_policy_streams_chunks_with_q_and_swaps_checkpoints_without_a_gap(bringu
     # A bad checkpoint is refused with a reason; the running one stays.
     response = call_service(rclpy_context, tester, client, LoadCheckpoint.Request(path=str(tmp_path / "missing.safetensors")))
     assert not response.success and "does not exist" in response.message and response.policy_version == version_two
+
+
+def test_a_low_q_requests_a_takeover_once_per_episode(bringup, rclpy_context, tmp_path, checkpoints):  # noqa: F811
+    first, _ = checkpoints
+    params = tmp_path / "policy.yaml"
+    params.write_text(f"/**/policy:\n  ros__parameters:\n    use_sim_time: false\n    checkpoint: {first}\n"
+                      "    replan_every: 5\n    takeover_below: 1.0e9\n")  # every Q is below: ask at the first chunk
+    graph = bringup("--namespace", "ask", "--only", "policy", "--params", str(params))
+    assert graph.wait_for(r"\[policy\].*ready", timeout_s=60), graph.output()
+    tester = node(rclpy_context, "tester", namespace="/ask")
+    requests, values = [], []
+    tester.create_subscription(TakeoverRequest, "critic/takeover_request", requests.append, topic("critic/takeover_request").qos)
+    tester.create_subscription(QValue, "critic/q_value", values.append, topic("critic/q_value").qos)
+    publish_sensors(tester)
+    episode = tester.create_publisher(EpisodeEvent, "episode", topic("episode").qos)
+    episode.publish(EpisodeEvent(episode_id="e1", kind=EpisodeEvent.START, task="insertion", instruction="pack the phone"))
+    assert spin_until(rclpy_context, [tester], lambda: len(values) >= 5, timeout_s=60), graph.output()
+    assert len(requests) == 1 and "below" in requests[0].reason and requests[0].chunk_id == values[0].chunk_id
+    episode.publish(EpisodeEvent(episode_id="e2", kind=EpisodeEvent.START, task="insertion", instruction="pack the phone"))
+    assert spin_until(rclpy_context, [tester], lambda: len(requests) == 2, timeout_s=30)
+    assert graph.wait_for(r"takeover requested: pessimistic Q")

@@ -58,6 +58,26 @@ def test_session_operator_works_episodes_only_and_the_outcome_is_reported_once(s
         session.reset("laundry", 0)
 
 
+def test_in_takeover_mode_the_operator_waits_then_drives_from_where_the_policy_left_it():
+    session = SimSession(image_size=(48, 64), operator_mode="takeover", takeover_after_s=1.0)
+    session.reset("insertion", 3)
+    session.begin_episode()
+    drift = session.robot.joint_positions().copy()
+    drift[:6] += 0.3  # a "policy" that moved the left arm somewhere else
+    ticks = [session.tick(drift) for _ in range(49)]
+    assert all(t.operator_command is None for t in ticks) and not session.operator_driving
+    assert session.tick(drift).operator_command is not None  # 1 s of episode time: it takes over
+    assert not session.take_over()  # already driving
+    command, outcome = None, None
+    for _ in range(1000):
+        tick = session.tick(command)
+        command, outcome = tick.operator_command, outcome or tick.outcome
+    assert outcome and outcome[0] == "success"
+    with pytest.raises(ValueError, match="operator_mode must be one of demonstrate, takeover"):
+        SimSession(operator_mode="sometimes")
+    session.close()
+
+
 def test_sim_node_publishes_its_topics_obeys_commands_and_resets(bringup, rclpy_context, tmp_path):  # noqa: F811
     params = tmp_path / "sim.yaml"
     params.write_text(

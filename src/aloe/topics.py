@@ -70,6 +70,7 @@ CONTRACT = (
     Topic("command", "aloe_msgs/msg/JointCommand", STREAM_QOS, "the arbitrated 50 Hz command the robot executes"),
     Topic("episode", "aloe_msgs/msg/EpisodeEvent", LATCHED_QOS, "episode start and end (success, failure, abort)"),
     Topic("critic/q_value", "aloe_msgs/msg/QValue", STREAM_QOS, "the critic's Q of every executed chunk"),
+    Topic("critic/takeover_request", "aloe_msgs/msg/TakeoverRequest", STREAM_QOS, "the critic asks the operator to take over"),
     Topic("/clock", "rosgraph_msgs/msg/Clock", CLOCK_QOS, "simulation time, one tick per 20 ms control step (simulator only)"),
 )
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from aloe_msgs.msg import ActionChunk, EpisodeEvent, JointCommand, QValue
+from aloe_msgs.msg import ActionChunk, EpisodeEvent, JointCommand, QValue, TakeoverRequest
 from aloe_msgs.srv import LoadCheckpoint
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -23,7 +23,8 @@ from sensor_msgs.msg import Image, JointState
 
 from aloe.chunking import Chunk, ChunkExecutor, ObservationSync
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
-from aloe.topics import CAMERAS, camera_topic, topic
+from aloe.takeover import TakeoverMonitor
+from aloe.topics import CAMERAS, NEWEST_ONLY_QOS, camera_topic, topic
 
 PARAMETERS = {
     "checkpoint": "",  # safetensors file; empty: wait for `load_checkpoint`
@@ -33,6 +34,11 @@ PARAMETERS = {
     "ensemble_decay": 0.01,
     "max_skew_s": 0.05,  # images of one observation lie within this of each other
     "max_age_s": 0.5,  # older images or joint states are stale: no new chunk from them
+    # Critic-triggered takeover requests (need a critic): Q below this, or a drop by more
+    # than takeover_drop within takeover_window chunks. Off by default.
+    "takeover_below": -1.0e9,
+    "takeover_drop": 0.0,
+    "takeover_window": 5,
 }
 
 
@@ -52,6 +58,11 @@ class PolicyNode(Node):
         except ValueError as error:
             raise NodeConfigError(f"policy: {error}") from None
         self.sync = ObservationSync(CAMERAS, value("max_skew_s"), value("max_age_s"))
+        try:
+            self.takeover = TakeoverMonitor(value("takeover_below"), value("takeover_drop"), value("takeover_window"))
+        except ValueError as error:
+            raise NodeConfigError(f"policy: {error}") from None
+        self.driving = False  # the robot executes our commands (seen on `command`)
         self.lock = threading.Lock()
         self.policy, self.pending = None, None
         self.episode, self.instruction = None, ""
@@ -70,6 +81,9 @@ class PolicyNode(Node):
         self.commands = self.create_publisher(JointCommand, topic("policy/command").name, topic("policy/command").qos)
         self.chunks = self.create_publisher(ActionChunk, topic("policy/action_chunk").name, topic("policy/action_chunk").qos)
         self.q_values = self.create_publisher(QValue, topic("critic/q_value").name, topic("critic/q_value").qos)
+        request = topic("critic/takeover_request")
+        self.takeover_requests = self.create_publisher(TakeoverRequest, request.name, request.qos)
+        self.create_subscription(JointCommand, topic("command").name, self.on_executed, NEWEST_ONLY_QOS)
         for camera in CAMERAS:
             name = camera_topic(camera)
             self.create_subscription(Image, name, lambda msg, c=camera: self.on_image(c, msg), topic(name).qos)
@@ -104,10 +118,17 @@ class PolicyNode(Node):
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         self.sync.add_joints(stamp if stamp > 0 else self.now(), msg.position)
 
+    def on_executed(self, msg: JointCommand) -> None:
+        driving = msg.source == JointCommand.SOURCE_POLICY
+        if driving and not self.driving:
+            self.takeover.reset()  # handed back (or first drive): a new phase to watch
+        self.driving = driving
+
     def on_episode(self, event: EpisodeEvent) -> None:
         if event.kind == EpisodeEvent.START:
             self.episode, self.instruction = event.episode_id, event.instruction
             self.executor_logic.reset()
+            self.takeover.reset()
         elif event.episode_id == self.episode:
             self.episode = None  # the mux holds the robot between episodes
 
@@ -199,6 +220,12 @@ class PolicyNode(Node):
                            members=[float(m) for m in q["members"]], policy_version=chunk.version)
             value.header.stamp = stamp
             self.q_values.publish(value)
+            reason = self.takeover.observe(q["pessimistic"])
+            if reason is not None:
+                request = TakeoverRequest(chunk_id=chunk.chunk_id, q=q["pessimistic"], reason=reason, policy_version=chunk.version)
+                request.header.stamp = stamp
+                self.takeover_requests.publish(request)
+                self.get_logger().warning(f"takeover requested: {reason}")
 
     def report(self, problem) -> None:
         if problem is not None and problem != self.last_problem:

@@ -11,7 +11,7 @@ import sys
 import time
 
 import numpy as np
-from aloe_msgs.msg import EpisodeEvent, JointCommand
+from aloe_msgs.msg import EpisodeEvent, JointCommand, TakeoverRequest
 from aloe_msgs.srv import EndEpisode, ResetSim
 from rclpy.node import Node
 from rclpy.time import Time
@@ -35,6 +35,8 @@ PARAMETERS = {
     "camera_rate_hz": 5.0,  # rendering costs ~11 ms per camera here: render what the policy uses
     "real_time_factor": 1.0,  # sim seconds per wall second at most; 0 runs as fast as it can
     "scripted_operator": True,  # the expert drives through operator/command
+    "operator_mode": "demonstrate",  # or "takeover": only after a critic's request or takeover_after_s
+    "takeover_after_s": 0.0,  # episode time after which the operator takes over (0: never)
 }
 
 
@@ -48,7 +50,8 @@ class SimRobotNode(Node):
             raise NodeConfigError(f"sim_robot: real_time_factor must be >= 0, got {self.real_time_factor}")
         try:
             self.session = SimSession(
-                (value("image_height"), value("image_width")), value("camera_rate_hz"), time.time(), value("scripted_operator")
+                (value("image_height"), value("image_width")), value("camera_rate_hz"), time.time(), value("scripted_operator"),
+                value("operator_mode"), value("takeover_after_s"),
             )
             scene = self.session.reset(value("task"), value("seed"), value("variant"), value("disturbances"))
         except (ValueError, SimError, DisturbanceError) as error:
@@ -67,6 +70,8 @@ class SimRobotNode(Node):
         self.create_subscription(JointCommand, topic("command").name, self.on_command, NEWEST_ONLY_QOS)
         episode = topic("episode")
         self.create_subscription(EpisodeEvent, episode.name, self.on_episode, episode.qos)
+        request = topic("critic/takeover_request")
+        self.create_subscription(TakeoverRequest, request.name, self.on_takeover_request, request.qos)
         self.end_episode = self.create_client(EndEpisode, "end_episode")
         self.create_service(ResetSim, "sim/reset", self.on_reset)
         period = CONTROL_DT / self.real_time_factor if self.real_time_factor > 0 else 0.0
@@ -89,6 +94,10 @@ class SimRobotNode(Node):
             self.session.begin_episode()
         elif msg.episode_id == self.episode_id:
             self.session.end_episode()
+
+    def on_takeover_request(self, msg: TakeoverRequest) -> None:
+        if self.session.take_over():
+            self.get_logger().info(f"scripted operator takes over (critic: {msg.reason})")
 
     def on_reset(self, request, response):
         try:

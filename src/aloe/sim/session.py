@@ -25,10 +25,23 @@ class Tick:
     outcome: Optional[tuple]  # ("success" | "failure", reason), once per episode
 
 
+OPERATOR_MODES = ("demonstrate", "takeover")
+
+
 class SimSession:
-    def __init__(self, image_size=(240, 320), camera_rate_hz: float = 5.0, start_time: float = 0.0, scripted_operator: bool = True):
+    """`operator_mode`: "demonstrate" drives every episode from its start; "takeover" waits
+    for `take_over()` (a critic's request, or `takeover_after_s` of episode time) and then
+    drives from whatever state the policy left."""
+
+    def __init__(self, image_size=(240, 320), camera_rate_hz: float = 5.0, start_time: float = 0.0, scripted_operator: bool = True,
+                 operator_mode: str = "demonstrate", takeover_after_s: float = 0.0):
         if camera_rate_hz <= 0 or camera_rate_hz > 1 / CONTROL_DT:
             raise ValueError(f"camera_rate_hz must be in (0, {1 / CONTROL_DT:g}], got {camera_rate_hz:g}")
+        if operator_mode not in OPERATOR_MODES:
+            raise ValueError(f"operator_mode must be one of {', '.join(OPERATOR_MODES)}, got '{operator_mode}'")
+        self.operator_mode, self.takeover_after_s = operator_mode, takeover_after_s
+        self.operator_driving = False
+        self.episode_steps = 0
         self.robot = SimRobot(image_size)
         self.camera_every = max(1, round(1 / (CONTROL_DT * camera_rate_hz)))
         self.clock = start_time
@@ -48,6 +61,17 @@ class SimSession:
     def begin_episode(self) -> None:
         """An episode started: from now on the detector's verdict is reported (once)."""
         self.episode_active, self.reported = True, False
+        self.episode_steps = 0
+        self.operator_driving = self.scripted_operator and self.operator_mode == "demonstrate"
+
+    def take_over(self) -> bool:
+        """The scripted operator takes over from the state the robot is in; False if it
+        already drives or there is none."""
+        if not self.scripted_operator or self.operator_driving or not self.episode_active:
+            return False
+        self.operator = make_operator(self.robot)  # plans from here, not from the episode's start
+        self.operator_driving = True
+        return True
 
     def end_episode(self) -> None:
         self.episode_active = False
@@ -58,8 +82,13 @@ class SimSession:
         self.steps += 1
         self.clock += CONTROL_DT
         images = self.robot.render() if self.steps % self.camera_every == 0 else None
+        if self.episode_active:
+            self.episode_steps += 1
+            if self.takeover_after_s > 0 and self.episode_steps * CONTROL_DT >= self.takeover_after_s:
+                self.take_over()
         # The operator works episodes only; between them the mux's watchdog holds the robot.
-        operator_command = self.operator.act() if self.operator is not None and self.episode_active else None
+        driving = self.operator is not None and self.episode_active and self.operator_driving
+        operator_command = self.operator.act() if driving else None
         outcome = None
         if self.episode_active and not self.reported:
             status = self.robot.status()
