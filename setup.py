@@ -16,6 +16,7 @@ NODES = {
     "policy": "aloe.nodes.policy:main",
     "trainer": "aloe.nodes.trainer:main",
     "trajectory_adapter": "aloe.nodes.trajectory_adapter:main",
+    "teleop": "aloe.nodes.teleop:main",
 }
 
 

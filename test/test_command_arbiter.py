@@ -133,3 +133,13 @@ def test_a_large_change_after_missed_samples_is_motion_not_a_reset():
     assert arbiter.observe([0.7, 0.0, 0.0], stamp=1.10) is None
     assert arbiter.decide(now=1.1, dt=DT).command.source == OPERATOR
     assert arbiter.observe([0.0, 0.0, 0.0], stamp=1.12) is not None
+
+
+def test_a_source_that_withdraws_hands_back_at_once():
+    arbiter = make_arbiter(timeout_s=1.0)
+    arbiter.observe([0.0, 0.0, 0.0])
+    arbiter.offer(Command([0.1, 0.1, 0.1], POLICY), now=0.0)
+    arbiter.offer(Command([0.2, 0.2, 0.2], OPERATOR), now=0.0)
+    assert arbiter.decide(now=0.01, dt=DT).command.source == OPERATOR
+    arbiter.withdraw(OPERATOR)
+    assert arbiter.decide(now=0.02, dt=DT).command.source == POLICY  # not after the 1 s timeout

@@ -117,6 +117,10 @@ class CommandArbiter:
             )
         return None
 
+    def withdraw(self, source: int) -> None:
+        """`source` stops driving now (an operator handing back), not after the timeout."""
+        self._latest.pop(source, None)
+
     def emergency_stop(self) -> None:
         self.estopped = True
 

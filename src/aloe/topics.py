@@ -100,5 +100,6 @@ SERVICES = (
     Service("sim/reset", "aloe_msgs/srv/ResetSim", "sim_robot", "reset the simulator to a task, seed, variant and disturbances"),
     Service("emergency_stop", "std_srvs/srv/Trigger", "command_mux", "latch HOLD until `release` is called"),
     Service("release", "std_srvs/srv/Trigger", "command_mux", "clear an emergency stop"),
+    Service("teleop/toggle", "std_srvs/srv/Trigger", "teleop", "the operator takes over, or hands back"),
     Service("load_checkpoint", "aloe_msgs/srv/LoadCheckpoint", "policy", "load a checkpoint; it takes over at the next chunk boundary"),
 )

@@ -1,4 +1,8 @@
-"""Command mux: arbitrates policy and operator commands into the safe 50 Hz `command` stream."""
+"""Command mux: arbitrates policy and operator commands into the safe 50 Hz `command` stream.
+
+A command from the source in control is forwarded at once; the 50 Hz timer is the watchdog
+beat. A message with source HOLD on a source's topic means that source hands back now.
+"""
 import sys
 
 from aloe_msgs.msg import JointCommand
@@ -61,6 +65,12 @@ class CommandMux(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def on_command(self, msg: JointCommand, source: int) -> None:
+        if msg.source == JointCommand.SOURCE_HOLD:
+            # The source hands back: the next one in line drives from this very message on.
+            self.arbiter.withdraw(source)
+            self.get_logger().info(f"{SOURCE_NAMES[source]} handed back")
+            self.publish(self.arbiter.decide(self.now(), 1.0 / self.rate_hz))
+            return
         command = Command(list(msg.positions), source, msg.policy_version, msg.chunk_id, msg.step)
         reason = self.arbiter.offer(command, self.now())
         if reason is not None:
