@@ -17,6 +17,7 @@ NODES = {
     "trainer": "aloe.nodes.trainer:main",
     "trajectory_adapter": "aloe.nodes.trajectory_adapter:main",
     "teleop": "aloe.nodes.teleop:main",
+    "camera": "aloe.nodes.camera:main",
 }
 
 
