@@ -73,12 +73,13 @@ def test_a_node_that_refuses_its_configuration_is_reported_with_its_reason(bring
 
 def test_second_bringup_on_the_same_namespace_is_refused(bringup):
     first = bringup("--namespace", "twice")
-    assert first.wait_for(r"\[command_mux\].*ready")
+    for name in ("sim_robot", "episode_manager", "command_mux", "recorder", "policy", "episode_runner"):
+        assert first.wait_for(rf"\[{name}\].*ready", timeout_s=60), first.output()  # Ctrl-C below stops a running graph
     second = bringup("--namespace", "twice", "--duration", "1")
     assert second.finish() == 2
     assert "another aloe bringup" in second.output() and "Traceback" not in second.output()
     first.interrupt()
-    assert first.finish() == 0
+    assert first.finish() == 0, first.output()
 
 
 def test_bringup_refuses_a_namespace_that_already_has_nodes(bringup, rclpy_context):
