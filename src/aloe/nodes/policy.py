@@ -73,6 +73,8 @@ class PolicyNode(Node):
                 raise NodeConfigError(f"policy: {error}") from None
             self.warm_up(self.policy)
             self.get_logger().info(f"loaded {value('checkpoint')} (version {self.policy.version})")
+        else:
+            self.get_logger().info("no checkpoint: idle until load_checkpoint is called")
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.inference = None  # the Future of the chunk being computed
         self.next_chunk_id = 1
@@ -178,8 +180,7 @@ class PolicyNode(Node):
             if self.pending is not None:  # a chunk boundary: the new checkpoint takes over here
                 self.policy, self.pending = self.pending, None
         if self.policy is None:
-            self.report("no checkpoint loaded: call load_checkpoint")
-            return
+            return  # said at start-up: idle until load_checkpoint
         observation, problem = self.sync.latest(self.now())
         if observation is None:
             self.report(problem)
