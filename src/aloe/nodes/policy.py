@@ -66,16 +66,16 @@ class PolicyNode(Node):
         self.lock = threading.Lock()
         self.policy, self.pending = None, None
         self.episode, self.instruction = None, ""
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         if value("checkpoint"):
             try:
                 self.policy = self.load(value("checkpoint"))
             except ValueError as error:
                 raise NodeConfigError(f"policy: {error}") from None
-            self.warm_up(self.policy)
+            self.worker.submit(self.warm_up, self.policy).result()
             self.get_logger().info(f"loaded {value('checkpoint')} (version {self.policy.version})")
         else:
             self.get_logger().info("no checkpoint: idle until load_checkpoint is called")
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.inference = None  # the Future of the chunk being computed
         self.next_chunk_id = 1
         self.last_problem = None
@@ -144,7 +144,8 @@ class PolicyNode(Node):
             response.policy_version = current.version if current else ""
             self.get_logger().error(f"load_checkpoint: {error}; keeping the running policy")
             return response
-        self.warm_up(policy)
+        # Warm up in the inference thread itself: that is where the model will run.
+        self.worker.submit(self.warm_up, policy).result()
         with self.lock:
             self.pending = policy
         self.get_logger().info(f"loaded {request.path} (version {policy.version}); it takes over at the next chunk boundary")
@@ -152,8 +153,9 @@ class PolicyNode(Node):
         return response
 
     def warm_up(self, policy) -> None:
-        """One inference before the swap: the first call builds what the model loads lazily
-        (the instruction encoder), which would otherwise stall the first chunk."""
+        """One inference before the model drives, in the inference thread: the first call
+        there builds what is made lazily (the instruction encoder, per-thread kernels);
+        done on the first real chunk instead, it stalled the stream for up to 0.5 s."""
         observation, _ = self.sync.latest(self.now())
         if observation is None:
             height, width = policy.config.model.image_size
