@@ -44,10 +44,24 @@ def state_times(bag: Path, typestore) -> list:
         return [log_time for _, log_time, _ in reader.messages(connections=connections)]
 
 
+def wait_for_subscribers(node, publishers, timeout_s: float = 5.0) -> None:
+    """Until every subscriber the graph knows of has matched our publishers (or timeout),
+    so the first messages of the episode are not lost to discovery."""
+    import rclpy
+
+    deadline = time.monotonic() + timeout_s
+    time.sleep(0.5)  # let discovery announce who is there
+    while time.monotonic() < deadline:
+        if all(p.get_subscription_count() >= node.count_subscribers(p.topic_name) for p in publishers):
+            return
+        rclpy.spin_once(node, timeout_sec=0.05)
+
+
 def play(bag: Path, rate: float = 1.0, critic=None, q_every: int = 10, say=print) -> int:
     """Republish `bag`; returns the number of messages sent."""
     import rclpy
     from aloe_msgs.msg import QValue
+    from rclpy.duration import Duration
     from rclpy.node import Node
     from rosbags.rosbag2 import Reader
     from rosbags.rosbag2.errors import ReaderError
@@ -80,7 +94,7 @@ def play(bag: Path, rate: float = 1.0, critic=None, q_every: int = 10, say=print
             q_publisher = node.create_publisher(QValue, f"{q_topic}/critic/q_value", topic("critic/q_value").qos) if critic else None
             say(f"playing {bag.name} ({meta.get('task', '?')}, {meta.get('outcome', '?')}): {reader.message_count} messages"
                 + (f", Q of {len(q_values)} chunks from {version}" if critic else ""))
-            time.sleep(1.0)  # subscribers discover the publishers
+            wait_for_subscribers(node, [*publishers.values(), clock, *([q_publisher] if q_publisher else [])])
             start_wall, start_log, sent, pending_q = time.monotonic(), None, 0, list(q_values)
             for connection, log_time, raw in reader.messages():
                 start_log = log_time if start_log is None else start_log
@@ -99,6 +113,9 @@ def play(bag: Path, rate: float = 1.0, critic=None, q_every: int = 10, say=print
                 clock.publish(clock_msg)
                 publishers[connection.id].publish(bytes(raw))
                 sent += 1
+            # Reliable subscribers get the tail of the episode before we go.
+            for publisher in [*publishers.values(), *([q_publisher] if q_publisher else [])]:
+                publisher.wait_for_all_acked(Duration(seconds=2))
     except ReaderError as error:
         raise DataError(f"{bag}: cannot read ({error})") from None
     finally:
