@@ -123,7 +123,7 @@ def play_bag(args) -> int:
     if not args.bag.is_dir():
         raise CliError(f"{args.bag} is not a bag directory")
     os.environ.update(graph_environment())  # replay stays on this machine unless told otherwise
-    play(args.bag, args.rate, args.critic, args.q_every)
+    play(args.bag, args.rate, args.critic, args.q_every, max(args.delay, 0.0))
     return 0
 
 
@@ -180,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--rate", type=float, default=1.0, help="speed factor (default 1: real time; 0: as fast as possible)")
     replay.add_argument("--critic", metavar="CKPT", help="also publish this critic's Q of every executed chunk")
     replay.add_argument("--q-every", type=int, default=10, help="steps between evaluated chunks (default 10)")
+    replay.add_argument("--delay", type=float, default=1.0, help="seconds for subscribers to discover the player first (default 1)")
     replay.set_defaults(handler=play_bag)
 
     bag = commands.add_parser("bag", help="episode bags: recover bags whose recorder was killed")

@@ -44,20 +44,21 @@ def state_times(bag: Path, typestore) -> list:
         return [log_time for _, log_time, _ in reader.messages(connections=connections)]
 
 
-def wait_for_subscribers(node, publishers, timeout_s: float = 5.0) -> None:
-    """Until every subscriber the graph knows of has matched our publishers (or timeout),
-    so the first messages of the episode are not lost to discovery."""
+def wait_for_subscribers(node, publishers, delay_s: float, timeout_s: float = 5.0) -> None:
+    """`delay_s` for discovery to announce who is there, then until every subscriber the
+    graph knows of has matched our publishers (or timeout), so that the first messages of
+    the episode are not lost to discovery."""
     import rclpy
 
+    time.sleep(delay_s)
     deadline = time.monotonic() + timeout_s
-    time.sleep(0.5)  # let discovery announce who is there
     while time.monotonic() < deadline:
         if all(p.get_subscription_count() >= node.count_subscribers(p.topic_name) for p in publishers):
             return
         rclpy.spin_once(node, timeout_sec=0.05)
 
 
-def play(bag: Path, rate: float = 1.0, critic=None, q_every: int = 10, say=print) -> int:
+def play(bag: Path, rate: float = 1.0, critic=None, q_every: int = 10, delay_s: float = 1.0, say=print) -> int:
     """Republish `bag`; returns the number of messages sent."""
     import rclpy
     from aloe_msgs.msg import QValue
@@ -94,7 +95,7 @@ def play(bag: Path, rate: float = 1.0, critic=None, q_every: int = 10, say=print
             q_publisher = node.create_publisher(QValue, f"{q_topic}/critic/q_value", topic("critic/q_value").qos) if critic else None
             say(f"playing {bag.name} ({meta.get('task', '?')}, {meta.get('outcome', '?')}): {reader.message_count} messages"
                 + (f", Q of {len(q_values)} chunks from {version}" if critic else ""))
-            wait_for_subscribers(node, [*publishers.values(), clock, *([q_publisher] if q_publisher else [])])
+            wait_for_subscribers(node, [*publishers.values(), clock, *([q_publisher] if q_publisher else [])], delay_s)
             start_wall, start_log, sent, pending_q = time.monotonic(), None, 0, list(q_values)
             for connection, log_time, raw in reader.messages():
                 start_log = log_time if start_log is None else start_log
