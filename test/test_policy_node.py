@@ -49,13 +49,20 @@ def publish_sensors(tester):
     tester.create_timer(0.02, publish)
 
 
+def start_policy(bringup, tmp_path, namespace, **settings):
+    """The policy node alone in `namespace`, on the wall clock, with these parameters."""
+    params = tmp_path / "policy.yaml"
+    params.write_text("/**/policy:\n  ros__parameters:\n    use_sim_time: false\n"
+                      + "".join(f"    {name}: {value}\n" for name, value in settings.items()))
+    graph = bringup("--namespace", namespace, "--only", "policy", "--params", str(params))
+    assert graph.wait_for(r"\[policy\].*ready", timeout_s=60), graph.output()
+    return graph
+
+
 def test_policy_streams_chunks_with_q_and_swaps_checkpoints_at_a_chunk_boundary(bringup, rclpy_context, tmp_path, checkpoints):  # noqa: F811
     first, second = checkpoints
-    params = tmp_path / "policy.yaml"
     # Replanning every 2 of the 10 steps leaves 8 steps (160 ms) for inference on a busy machine.
-    params.write_text(f"/**/policy:\n  ros__parameters:\n    use_sim_time: false\n    checkpoint: {first}\n    replan_every: 2\n")
-    graph = bringup("--namespace", "pol", "--only", "policy", "--params", str(params))
-    assert graph.wait_for(r"\[policy\].*ready", timeout_s=60), graph.output()
+    graph = start_policy(bringup, tmp_path, "pol", checkpoint=first, replan_every=2)
 
     tester = node(rclpy_context, "tester", namespace="/pol")
     commands, chunks, values = [], [], []
@@ -96,11 +103,8 @@ def test_policy_streams_chunks_with_q_and_swaps_checkpoints_at_a_chunk_boundary(
 
 def test_a_low_q_requests_a_takeover_once_per_episode(bringup, rclpy_context, tmp_path, checkpoints):  # noqa: F811
     first, _ = checkpoints
-    params = tmp_path / "policy.yaml"
-    params.write_text(f"/**/policy:\n  ros__parameters:\n    use_sim_time: false\n    checkpoint: {first}\n"
-                      "    replan_every: 5\n    takeover_below: 1.0e9\n")  # every Q is below: ask at the first chunk
-    graph = bringup("--namespace", "ask", "--only", "policy", "--params", str(params))
-    assert graph.wait_for(r"\[policy\].*ready", timeout_s=60), graph.output()
+    # Every Q is below the threshold: it asks at the first chunk.
+    graph = start_policy(bringup, tmp_path, "ask", checkpoint=first, replan_every=5, takeover_below="1.0e9")
     tester = node(rclpy_context, "tester", namespace="/ask")
     requests, values = [], []
     tester.create_subscription(TakeoverRequest, "critic/takeover_request", requests.append, topic("critic/takeover_request").qos)

@@ -15,10 +15,11 @@ from typing import Optional
 import numpy as np
 import yaml
 
+from aloe.command_arbiter import OPERATOR
+from aloe.images import ImageEncodingError, rgb_array
 from aloe.learning.data import DataError, Episode
 from aloe.topics import CAMERAS
 
-OPERATOR = 1  # aloe_msgs/msg/JointCommand SOURCE_OPERATOR
 CACHE_VERSION = "1"
 
 
@@ -45,13 +46,10 @@ def stamp_ns(header) -> int:
 
 
 def decode_image(msg, size) -> np.ndarray:
-    channels = {"rgb8": 3, "bgr8": 3}.get(msg.encoding)
-    if channels is None:
-        raise DataError(f"image encoding '{msg.encoding}' is not rgb8 or bgr8")
-    rows = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)
-    image = rows[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
-    if msg.encoding == "bgr8":
-        image = image[..., ::-1]
+    try:
+        image = rgb_array(msg)
+    except ImageEncodingError as error:
+        raise DataError(str(error)) from None
     if size is not None and image.shape[:2] != tuple(size):
         import cv2
 

@@ -16,6 +16,8 @@ from typing import Optional
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+from aloe.command_arbiter import OPERATOR
+
 MCAP_SUFFIX = ".mcap"
 
 
@@ -59,19 +61,22 @@ class EpisodeBag:
     def write(self, topic: str, stamp_ns: int, data: bytes) -> None:
         try:
             self.writer.write(self.connections[topic], stamp_ns, data)
-            self.counts[topic] += 1
-            if time.monotonic() - self.last_flush >= self.flush_every_s:
-                self.flush()
         except OSError as error:
             raise RecordingError(f"writing {self.path} failed: {error.strerror or error}") from None
+        self.counts[topic] += 1
+        if time.monotonic() - self.last_flush >= self.flush_every_s:
+            self.flush()
 
     def flush(self) -> None:
         # rosbags keeps the open MCAP chunk in memory until it holds 1 MiB and has no flush
         # of its own: close the chunk and push the file buffer to the OS, so what was
         # recorded so far survives a killed process.
         storage = self.writer.storage
-        storage.close_chunk()
-        storage.bio.flush()
+        try:
+            storage.close_chunk()
+            storage.bio.flush()
+        except OSError as error:
+            raise RecordingError(f"flushing {self.path} failed: {error.strerror or error}") from None
         self.last_flush = time.monotonic()
 
     def close(self, metadata: dict) -> None:
@@ -151,8 +156,6 @@ def _rename_in_metadata(bag: Path, old: str, new: str) -> None:
 class EpisodeLog:
     """What the bag's metadata says about an episode: who drove and which policies ran."""
 
-    OPERATOR = 1  # aloe_msgs/msg/JointCommand SOURCE_OPERATOR
-
     def __init__(self, start_event: dict):
         self.start = start_event  # episode_id, task, instruction, seed, variant
         self.interventions = []  # [start s, end s] of each stretch the operator drove
@@ -162,9 +165,9 @@ class EpisodeLog:
     def on_command(self, time_s: float, source: int, policy_version: str) -> None:
         self.steps += 1
         operator_driving = bool(self.interventions) and self.interventions[-1][1] is None
-        if source == self.OPERATOR and not operator_driving:
+        if source == OPERATOR and not operator_driving:
             self.interventions.append([time_s, None])
-        elif source != self.OPERATOR and operator_driving:
+        elif source != OPERATOR and operator_driving:
             self.interventions[-1][1] = time_s
         if policy_version and policy_version not in self.policy_versions:
             self.policy_versions.append(policy_version)

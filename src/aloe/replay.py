@@ -70,7 +70,7 @@ def play(bag: Path, rate: float = 1.0, critic=None, q_every: int = 10, delay_s: 
 
     from aloe.bag_dataset import bag_metadata
     from aloe.recording import aloe_typestore
-    from aloe.topics import BY_NAME, topic
+    from aloe.topics import BY_NAME, message_class, topic
 
     bag = Path(bag)
     meta = bag_metadata(bag)
@@ -87,9 +87,7 @@ def play(bag: Path, rate: float = 1.0, critic=None, q_every: int = 10, delay_s: 
                 # The contract's QoS for the topic it was recorded from (/<namespace>/<name>).
                 contract = next((t for name, t in BY_NAME.items() if connection.topic.endswith("/" + name.lstrip("/"))), None)
                 qos = contract.qos if contract else topic("joint_states").qos
-                package, _, name = connection.msgtype.split("/")
-                msg_type = getattr(__import__(f"{package}.msg", fromlist=[name]), name)
-                publishers[connection.id] = node.create_publisher(msg_type, connection.topic, qos)
+                publishers[connection.id] = node.create_publisher(message_class(connection.msgtype), connection.topic, qos)
             clock = node.create_publisher(Clock, "/clock", topic("/clock").qos)
             q_topic = next((c.topic.rsplit("/", 1)[0] for c in reader.connections if c.topic.endswith("/joint_states")), "/aloe")
             q_publisher = node.create_publisher(QValue, f"{q_topic}/critic/q_value", topic("critic/q_value").qos) if critic else None

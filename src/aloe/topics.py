@@ -50,9 +50,13 @@ class Topic:
     @property
     def msg_type(self):
         """The Python message class, imported on demand."""
-        package, _, type_ = self.type_name.split("/")
-        module = __import__(f"{package}.msg", fromlist=[type_])
-        return getattr(module, type_)
+        return message_class(self.type_name)
+
+
+def message_class(type_name: str):
+    """The rclpy message class of "package/msg/Type"."""
+    package, _, type_ = type_name.split("/")
+    return getattr(__import__(f"{package}.msg", fromlist=[type_]), type_)
 
 
 def camera_topic(camera: str) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from aloe.images import rgb8_fields
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
 from aloe.topics import CAMERAS, camera_topic, topic
 
@@ -95,7 +96,7 @@ class CameraNode(Node):
         if (bgr.shape[1], bgr.shape[0]) != self.size:
             bgr = cv2.resize(bgr, self.size, interpolation=cv2.INTER_AREA)
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3, data=rgb.tobytes())
+        msg = Image(**rgb8_fields(rgb))
         msg.header.stamp, msg.header.frame_id = self.get_clock().now().to_msg(), self.frame_id
         self.output.publish(msg)
 

@@ -22,6 +22,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 
 from aloe.chunking import Chunk, ChunkExecutor, ObservationSync
+from aloe.images import ImageEncodingError, rgb_array
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
 from aloe.takeover import TakeoverMonitor
 from aloe.topics import CAMERAS, NEWEST_ONLY_QOS, camera_topic, topic
@@ -40,12 +41,6 @@ PARAMETERS = {
     "takeover_drop": 0.0,
     "takeover_window": 5,
 }
-
-
-def image_array(msg: Image) -> np.ndarray:
-    rows = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)
-    image = rows[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
-    return image[..., ::-1] if msg.encoding == "bgr8" else image
 
 
 class PolicyNode(Node):
@@ -114,7 +109,12 @@ class PolicyNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def on_image(self, camera: str, msg: Image) -> None:
-        self.sync.add_image(camera, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, image_array(msg))
+        try:
+            pixels = rgb_array(msg)
+        except ImageEncodingError as error:
+            self.get_logger().warning(f"camera {camera}: {error}; image ignored", throttle_duration_sec=5.0)
+            return
+        self.sync.add_image(camera, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, pixels)
 
     def on_joint_state(self, msg: JointState) -> None:
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9

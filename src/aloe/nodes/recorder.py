@@ -69,9 +69,8 @@ class Recorder(Node):
         if self.bag is not None and time.monotonic() - self.bag.last_flush >= self.flush_every_s:
             try:
                 self.bag.flush()
-            except OSError as error:
-                self.get_logger().error(f"recording stopped: flushing {self.bag.path} failed: {error}")
-                self.bag, self.log = None, None
+            except RecordingError as error:
+                self.stop_recording(error)
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -88,8 +87,11 @@ class Recorder(Node):
         try:
             self.bag.write(name, self.now_ns(), data)
         except RecordingError as error:
-            self.get_logger().error(f"recording stopped: {error}; the robot is unaffected, this episode's bag ends here")
-            self.bag, self.log = None, None
+            self.stop_recording(error)
+
+    def stop_recording(self, error: RecordingError) -> None:
+        self.get_logger().error(f"recording stopped: {error}; the robot is unaffected, this episode's bag ends here")
+        self.bag, self.log = None, None
 
     def on_episode(self, event: EpisodeEvent) -> None:
         if event.kind == EpisodeEvent.START:

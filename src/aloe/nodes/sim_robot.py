@@ -18,6 +18,7 @@ from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 
+from aloe.images import rgb8_fields
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
 from aloe.sim.disturbances import DisturbanceError
 from aloe.sim.env import CONTROL_DT, SimError
@@ -128,9 +129,8 @@ class SimRobotNode(Node):
             self.operator.publish(msg)
         if tick.images is not None:
             for camera, pixels in tick.images.items():
-                image = Image(height=pixels.shape[0], width=pixels.shape[1], encoding="rgb8", step=pixels.shape[1] * 3)
+                image = Image(**rgb8_fields(pixels))
                 image.header.stamp, image.header.frame_id = stamp, camera
-                image.data = pixels.tobytes()
                 self.cameras[camera].publish(image)
         if tick.outcome is not None:
             kind, reason = tick.outcome

@@ -49,6 +49,7 @@ class Trainer(Node):
         self.current = value("init_checkpoint") or None
         self.used = set()  # bags already trained on
         self.round, self.training, self.target = 0, None, None
+        self.pending_bags = set()  # the bags the round in progress trains on
         self.load = self.create_client(LoadCheckpoint, "load_checkpoint")
         self.create_timer(value("check_every_s"), self.check, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
@@ -70,15 +71,14 @@ class Trainer(Node):
         self.get_logger().info(f"round {self.round}: {len(new)} new episodes, training {self.algo} on {self.bags_dir}")
         self.pending_bags = new
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.log = open(self.target.parent / "train.log", "w")
-        self.training = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        with open(self.target.parent / "train.log", "w") as log:  # the child keeps its own handle
+            self.training = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
     def collect(self) -> None:
         code = self.training.poll()
         if code is None:
             return
         self.training = None
-        self.log.close()
         self.used |= self.pending_bags  # tried: a failing round is not retried on the same bags
         if code != 0:
             tail = (self.target.parent / "train.log").read_text().strip().splitlines()[-1:] or ["no output"]

@@ -210,7 +210,7 @@ class PickPlace(GraspSkill):
         """Gripper closed on the object: fingers stopped apart and the object between them."""
         tcp, _ = self.motion.tcp()
         position, _ = self.object_pose()
-        opening = self.motion.robot.joint_positions()[self.motion.arm * 7 + 6]
+        opening, _ = self.fingers()
         between = np.linalg.norm((position - tcp)[:2]) < 0.015 and abs(position[2] - tcp[2]) < 0.04
         return self.motion.gripper < 0.05 and self.FULLY_OPEN > opening > 0.05 and between
 

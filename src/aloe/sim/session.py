@@ -54,7 +54,8 @@ class SimSession:
     def reset(self, task: str, seed: int, variant: str = "train", disturbances: str = "") -> Scene:
         """Raises SimError / DisturbanceError (one-line messages) on bad input."""
         scene = self.robot.reset(task, seed, variant, parse_disturbances(disturbances))
-        self.operator = make_operator(self.robot) if self.scripted_operator else None
+        # In takeover mode the operator is made when it takes over, from the state it finds then.
+        self.operator = make_operator(self.robot) if self.scripted_operator and self.operator_mode == "demonstrate" else None
         self.reported = False
         return scene
 
