@@ -1,6 +1,7 @@
 """`aloe bringup` as a child process whose output lines a test can wait for."""
 import queue
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -9,13 +10,20 @@ import time
 
 
 class Bringup:
-    def __init__(self, *args, cwd=None):
+    def __init__(self, *args, cwd=None, file_size_limit=None):
+        """`file_size_limit` (bytes): the graph's processes cannot grow a file beyond it
+        (RLIMIT_FSIZE; Python then gets EFBIG as it would get ENOSPC on a full disk)."""
+        limit = None
+        if file_size_limit is not None:
+            def limit():
+                resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "aloe.cli", "bringup", *args],
             cwd=cwd,  # what nodes write to relative paths (the recorder's bags/) lands there
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=limit,
         )
         self.lines, self._queue = [], queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

@@ -166,6 +166,41 @@ def test_recorder_killed_mid_episode_loses_at_most_the_last_flush(recorder_graph
     assert np.all(np.diff(positions) > 0)
 
 
+def test_a_full_disk_stops_recording_with_one_clear_error_and_the_mux_keeps_commanding(bringup, tmp_path, rclpy_context):  # noqa: F811
+    params = tmp_path / "recorder.yaml"
+    params.write_text(
+        f"/**/recorder:\n  ros__parameters:\n    use_sim_time: false\n    out_dir: {tmp_path / 'bags'}\n    flush_every_s: 0.2\n"
+        "/**/command_mux:\n  ros__parameters:\n    use_sim_time: false\n"
+    )
+    # Room for 3 MB per file: the first few VGA frames fit, then the disk is "full".
+    graph = bringup("--namespace", "full", "--only", "recorder", "--only", "command_mux", "--params", str(params),
+                    file_size_limit=3_000_000)
+    assert graph.wait_for(r"\[recorder\].*ready") and graph.wait_for(r"\[command_mux\].*ready"), graph.output()
+    tester = node(rclpy_context, "tester", namespace="/full")
+    episode = tester.create_publisher(EpisodeEvent, "episode", topic("episode").qos)
+    images = tester.create_publisher(Image, "cameras/head/image_raw", topic("cameras/head/image_raw").qos)
+    states = tester.create_publisher(JointState, "joint_states", topic("joint_states").qos)
+    commands = []
+    tester.create_subscription(JointCommand, "command", commands.append, topic("command").qos)
+    episode.publish(start_event("full-1"))
+    assert graph.wait_for(r"recording full-1"), graph.output()
+    frame = Image(height=480, width=640, encoding="rgb8", step=640 * 3, data=bytes(640 * 480 * 3))
+    for step in range(20):
+        images.publish(frame)
+        states.publish(joint_state(0.1))
+        spin_until(rclpy_context, [tester], lambda: False, timeout_s=0.05)
+    error = graph.wait_for(r"recording stopped: .*", timeout_s=10)
+    assert error and "File too large" in error.group(0) and "the robot is unaffected" in error.group(0), graph.output()
+    # The recorder lives on and the rest of the graph is untouched: the mux still holds the robot.
+    commands.clear()
+    states.publish(joint_state(0.1))
+    assert spin_until(rclpy_context, [tester], lambda: len(commands) >= 10, timeout_s=5), graph.output()
+    assert graph.process.poll() is None and "Traceback" not in graph.output()
+    # What reached the disk before it filled is a bag the independent reader opens.
+    assert main(["bag", "recover", str(tmp_path / "bags" / "full-1")]) == 0
+    assert len(read_with_mcap(tmp_path / "bags" / "full-1")["/full/episode"]) == 1
+
+
 def test_aloe_record_writes_one_bag_per_episode_and_stops(ros_domain, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "aloe.cli", "record", "--task", "insertion", "--episodes", "2", "--first-seed", "5",

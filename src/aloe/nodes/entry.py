@@ -2,7 +2,7 @@
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from aloe.params import ParameterFileError, unknown_parameters
@@ -28,9 +28,8 @@ def declare_checked(node: Node, defaults: dict) -> None:
         )
 
 
-def run(node_class, threads: int = 1) -> int:
-    """Spin one node until Ctrl-C or shutdown; configuration errors are one line, exit 2.
-    With `threads` > 1 its callback groups run in parallel (a slow service beside a timer)."""
+def run(node_class) -> int:
+    """Spin one node until Ctrl-C or shutdown; configuration errors are one line, exit 2."""
     rclpy.init(args=sys.argv)
     try:
         node = node_class()
@@ -39,7 +38,7 @@ def run(node_class, threads: int = 1) -> int:
         rclpy.try_shutdown()
         return 2
     node.get_logger().info("ready")
-    spin(node, MultiThreadedExecutor(num_threads=threads) if threads > 1 else None)
+    spin(node)
     return 0
 
 
