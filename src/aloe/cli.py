@@ -86,6 +86,8 @@ def record(args) -> int:
 
     if args.episodes < 1:
         raise CliError(f"--episodes must be at least 1, got {args.episodes}")
+    if args.policy and not Path(args.policy).is_file():
+        raise CliError(f"--policy {args.policy}: no such checkpoint")
     out = Path(args.out).expanduser().resolve()
     before = set(out.iterdir()) if out.is_dir() else set()
     settings = {
@@ -95,6 +97,13 @@ def record(args) -> int:
         "/**/sim_robot": {"real_time_factor": args.real_time_factor, "scripted_operator": True},
         "/**/recorder": {"out_dir": str(out)},
     }
+    if args.policy:
+        # The policy drives; the scripted operator takes over on the critic's request or
+        # once the episode has run --takeover-after seconds without success.
+        settings["/**/policy"] = {"checkpoint": str(Path(args.policy).resolve())}
+        if args.takeover_below is not None:
+            settings["/**/policy"]["takeover_below"] = args.takeover_below
+        settings["/**/sim_robot"].update(operator_mode="takeover", takeover_after_s=args.takeover_after)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="aloe-record-", delete=False) as handle:
         yaml.safe_dump({node: {"ros__parameters": values} for node, values in settings.items()}, handle)
     try:
@@ -113,6 +122,57 @@ def record(args) -> int:
     summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())) or "none"
     print(f"[aloe record] {len(bags)} episode bag{'s' if len(bags) != 1 else ''} in {out}: {summary}")
     return code
+
+
+def split_conditions(text: str) -> list:
+    """"train,unseen,train+push:0.5,drop:0.2" -> conditions; a disturbance list continues
+    the condition before it (its items have no variant of their own)."""
+    from aloe.evaluation import VARIANTS
+
+    conditions = []
+    for item in (part.strip() for part in text.replace(";", ",").split(",") if part.strip()):
+        if item.split("+")[0] in VARIANTS or not conditions:
+            conditions.append(item)
+        else:
+            conditions[-1] += "," + item
+    return conditions
+
+
+def evaluate_checkpoints(args) -> int:
+    from aloe.evaluation import EvaluationError, evaluate, parse_condition, summarize, write_csv
+    from aloe.learning.checkpoint import CheckpointError, load_checkpoint
+
+    if args.episodes < 1 or args.workers < 1:
+        raise CliError("--episodes and --workers must be at least 1")
+    try:
+        conditions = [parse_condition(c) for c in split_conditions(args.conditions)]
+    except EvaluationError as error:
+        raise CliError(str(error)) from None
+    for checkpoint in args.checkpoints:
+        try:
+            load_checkpoint(checkpoint)
+        except CheckpointError as error:
+            raise CliError(str(error)) from None
+    tasks = args.task or ["insertion", "drawer", "sorting"]
+    seeds = range(args.first_seed, args.first_seed + args.episodes)
+    results = []
+    for checkpoint in args.checkpoints:
+        def progress(done, total, name=checkpoint):
+            print(f"\r[aloe evaluate] {name}: {done}/{total} episodes", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+        results += evaluate(checkpoint, tasks, conditions, seeds, workers=args.workers, progress=progress)
+    summaries = summarize(results)
+    print(f"{'checkpoint':<34} {'task':<10} {'condition':<24} {'success (95 % CI)':<22} {'per min':>8} {'Q start':>8} {'return':>8} {'rank r':>7}")
+    for s in summaries:
+        print(f"{s.checkpoint:<34} {s.task:<10} {s.condition:<24} {s.successes:>3}/{s.episodes:<3} "
+              f"[{s.success_low:4.0%}, {s.success_high:4.0%}]  {s.throughput:8.2f} {s.q_start_mean:8.3f} {s.return_mean:8.3f} "
+              f"{s.q_return_spearman:7.2f}")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_csv(args.out / "episodes.csv", results)
+        write_csv(args.out / "summary.csv", summaries)
+        print(f"[aloe evaluate] wrote {args.out / 'episodes.csv'} and {args.out / 'summary.csv'}", file=sys.stderr)
+    return 0
 
 
 def play_bag(args) -> int:
@@ -165,7 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec = commands.add_parser("record", help="record scripted episodes through the graph, one bag each, and stop")
     rec.add_argument("--task", action="append", choices=["insertion", "drawer", "sorting"], help="task (repeatable; default: all three)")
     rec.add_argument("--episodes", type=int, default=10, help="episodes per task (default 10)")
-    rec.add_argument("--operator", choices=["scripted"], default="scripted", help="who drives: the simulator's scripted operator")
+    rec.add_argument("--operator", choices=["scripted"], default="scripted", help="the operator: the simulator's scripted one")
+    rec.add_argument("--policy", metavar="CKPT", help="the policy drives and the operator takes over (default: the operator drives)")
+    rec.add_argument("--takeover-after", type=float, default=10.0, help="with --policy: seconds before the operator takes over (default 10)")
+    rec.add_argument("--takeover-below", type=float, help="with --policy: also take over when the critic's Q falls below this")
     rec.add_argument("--out", default="bags", help="folder for the episode bags (default: bags)")
     rec.add_argument("--first-seed", type=int, default=0)
     rec.add_argument("--variant", choices=["train", "unseen"], default="train")
@@ -194,6 +257,17 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a policy (aloe, bc, ibc or mc) and write a checkpoint")
     train_command.add_arguments(train)
     train.set_defaults(handler=train_command.run)
+
+    ev = commands.add_parser("evaluate", help="success, throughput, robustness, generalisation and critic quality of checkpoints")
+    ev.add_argument("checkpoints", nargs="+", type=Path, metavar="CKPT")
+    ev.add_argument("--task", action="append", choices=["insertion", "drawer", "sorting"], help="task (repeatable; default: all three)")
+    ev.add_argument("--episodes", type=int, default=50, help="seeded episodes per task and condition (default 50)")
+    ev.add_argument("--first-seed", type=int, default=100000, help="evaluation seeds start here, apart from training seeds")
+    ev.add_argument("--conditions", default="train,unseen,train+push:0.5,train+noise:1.0",
+                    help="comma-separated variant[+disturbances]; disturbance lists continue their condition (default: %(default)s)")
+    ev.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel simulator processes (default: one per core)")
+    ev.add_argument("--out", type=Path, help="write episodes.csv and summary.csv here")
+    ev.set_defaults(handler=evaluate_checkpoints)
     return parser
 
 

@@ -11,7 +11,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--algo", choices=ALGORITHMS, default="aloe", help="aloe (critic + advantage weights), bc, ibc (intervention-weighted BC) or mc (Monte-Carlo value baseline)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--synthetic", type=int, metavar="EPISODES", help="train on this many synthetic episodes")
-    source.add_argument("--bags", metavar="DIR", help="train on the episode bags in DIR (decoded once, cached in DIR/.aloe-cache)")
+    source.add_argument("--bags", metavar="DIR", nargs="+", help="train on the episode bags in these folders (decoded once, cached in DIR/.aloe-cache)")
     parser.add_argument("--out", help="checkpoint to write (default: runs/train/<algo>-<time>-<id>/model.safetensors)")
     parser.add_argument("--init", metavar="CKPT", help="start from this checkpoint (else behaviour-clone first)")
     parser.add_argument("--config", metavar="YAML", help="training config file (fields of TrainConfig; see aloe/learning/config.py)")
@@ -44,14 +44,17 @@ def load_config(args) -> TrainConfig:
     return from_dict(TrainConfig, values)
 
 
-def episodes_from_bags(directory: Path, config: TrainConfig, say) -> list:
+def episodes_from_bags(directories, config: TrainConfig, say) -> list:
     from aloe.bag_dataset import load_bags
     from aloe.learning.data import DataError
     from aloe.recording import aloe_typestore
 
-    episodes, skipped = load_bags(directory, aloe_typestore(), config.model.image_size, directory / ".aloe-cache", say)
+    store, episodes, skipped = aloe_typestore(), [], []
+    for directory in map(Path, directories):
+        found, left_out = load_bags(directory, store, config.model.image_size, directory / ".aloe-cache", say)
+        episodes, skipped = episodes + found, skipped + left_out
     if not episodes:
-        raise DataError(f"no usable episode bags in {directory}" + (f" ({len(skipped)} skipped)" if skipped else ""))
+        raise DataError(f"no usable episode bags in {', '.join(map(str, directories))}" + (f" ({len(skipped)} skipped)" if skipped else ""))
     if skipped:
         say(f"{len(skipped)} bag{'s' if len(skipped) > 1 else ''} skipped, training on the other {len(episodes)}")
     return episodes
@@ -69,7 +72,7 @@ def run(args) -> int:
     runtime = runtime_from_environment()
     say = (lambda line: print(f"[aloe train] {line}", file=sys.stderr, flush=True)) if runtime.main else (lambda line: None)
     if args.bags:
-        episodes = episodes_from_bags(Path(args.bags), config, say)
+        episodes = episodes_from_bags(args.bags, config, say)
     else:
         episodes = synthetic.dataset(args.synthetic, seed=config.seed, image_size=config.model.image_size)
     say(f"{config.algo} on {len(episodes)} episodes ({sum(len(e) for e in episodes)} steps), device {runtime.device}, "

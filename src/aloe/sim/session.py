@@ -35,15 +35,15 @@ class SimSession:
 
     def __init__(self, image_size=(240, 320), camera_rate_hz: float = 5.0, start_time: float = 0.0, scripted_operator: bool = True,
                  operator_mode: str = "demonstrate", takeover_after_s: float = 0.0):
-        if camera_rate_hz <= 0 or camera_rate_hz > 1 / CONTROL_DT:
-            raise ValueError(f"camera_rate_hz must be in (0, {1 / CONTROL_DT:g}], got {camera_rate_hz:g}")
+        if camera_rate_hz < 0 or camera_rate_hz > 1 / CONTROL_DT:
+            raise ValueError(f"camera_rate_hz must be in [0, {1 / CONTROL_DT:g}] (0: no images), got {camera_rate_hz:g}")
         if operator_mode not in OPERATOR_MODES:
             raise ValueError(f"operator_mode must be one of {', '.join(OPERATOR_MODES)}, got '{operator_mode}'")
         self.operator_mode, self.takeover_after_s = operator_mode, takeover_after_s
         self.operator_driving = False
         self.episode_steps = 0
         self.robot = SimRobot(image_size)
-        self.camera_every = max(1, round(1 / (CONTROL_DT * camera_rate_hz)))
+        self.camera_every = max(1, round(1 / (CONTROL_DT * camera_rate_hz))) if camera_rate_hz > 0 else 0
         self.clock = start_time
         self.steps = 0
         self.scripted_operator = scripted_operator
@@ -82,7 +82,7 @@ class SimSession:
         report = self.robot.step(self.robot.last_command if command is None else command)
         self.steps += 1
         self.clock += CONTROL_DT
-        images = self.robot.render() if self.steps % self.camera_every == 0 else None
+        images = self.robot.render() if self.camera_every and self.steps % self.camera_every == 0 else None
         if self.episode_active:
             self.episode_steps += 1
             if self.takeover_after_s > 0 and self.episode_steps * CONTROL_DT >= self.takeover_after_s:

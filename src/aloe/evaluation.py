@@ -1,0 +1,267 @@
+"""Evaluating checkpoints on the simulated tasks: success with a 95 % interval, throughput,
+robustness to disturbances, generalisation to unseen objects, and how well the critic's Q
+at an episode's start predicts the return the policy then gets (off-policy evaluation).
+
+A checkpoint drives the simulator in this process, through the same chunk execution as the
+policy node (`ChunkExecutor`, a new chunk every `replan_every` steps). Inference is taken
+as instantaneous: on the robot it runs beside the 50 Hz stream (benchmarks/control.py
+shows the stream keeps every step), so what is measured here is the policy itself.
+Thousands of episodes then fit in an experiment; the deployment rounds, where timing and
+takeovers matter, run through the real graph (`aloe record`).
+
+Conditions are written `variant` or `variant+disturbances`: "train", "unseen",
+"train+push:0.5", "train+noise:1.0,drop:0.2".
+"""
+import csv
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from aloe.chunking import Chunk, ChunkExecutor
+from aloe.topics import CAMERAS
+
+VARIANTS = ("train", "unseen")
+
+
+class EvaluationError(ValueError):
+    """Bad evaluation input (a condition, a checkpoint); the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    variant: str
+    disturbances: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.variant + (f"+{self.disturbances}" if self.disturbances else "")
+
+
+def parse_condition(text: str) -> Condition:
+    from aloe.sim.disturbances import DisturbanceError, parse_disturbances
+
+    variant, _, disturbances = text.strip().partition("+")
+    if variant not in VARIANTS:
+        raise EvaluationError(f"condition '{text}': the variant must be one of {', '.join(VARIANTS)} (then +disturbances)")
+    try:
+        parse_disturbances(disturbances)
+    except DisturbanceError as error:
+        raise EvaluationError(f"condition '{text}': {error}") from None
+    return Condition(variant, disturbances)
+
+
+@dataclass
+class EpisodeResult:
+    checkpoint: str  # version
+    task: str
+    condition: str
+    seed: int
+    success: bool
+    sim_seconds: float
+    measured_return: float  # discounted, with the rewards the critic was trained on
+    q_start: float  # pessimistic Q of the first chunk (nan without a critic)
+    q_start_mean: float
+    q_start_std: float
+
+
+@dataclass
+class StepTrace:
+    """One executed chunk of a traced episode, for the Q-along-a-trajectory plot."""
+
+    step: int
+    pessimistic: float
+    mean: float
+    std: float
+    members: list
+
+
+def rollout(policy, session, task: str, seed: int, condition: Condition, replan_every: int = 25,
+            trace: Optional[list] = None) -> EpisodeResult:
+    """One episode of `policy` in `session` (a SimSession without scripted operator) until
+    the task's detector ends it (success, failure or its time limit)."""
+    import torch
+
+    scene = session.reset(task, seed, condition.variant, condition.disturbances)
+    session.begin_episode()
+    executor = ChunkExecutor(replan_every)
+    generator = torch.Generator().manual_seed(seed)  # the flow's noise: the episode is reproducible
+    q_start, chunk_id, steps, outcome = None, 0, 0, None
+    while outcome is None:
+        if executor.wants_observation():
+            rendered = session.robot.render()
+            images = np.stack([rendered[camera] for camera in CAMERAS])
+            joints = session.robot.joint_positions().astype(np.float32)
+            actions = policy.act(joints, images, scene.instruction, generator)
+            if policy.has_critic:
+                q = policy.q_values(joints, images, scene.instruction, actions)
+                q_start = q if q_start is None else q_start
+                if trace is not None:
+                    trace.append(StepTrace(executor.step, q["pessimistic"], q["mean"], q["std"], list(q["members"])))
+            chunk_id += 1
+            executor.add(Chunk(actions, chunk_id, policy.version, executor.step))
+        command = executor.tick()
+        outcome = session.tick(None if command is None else command.positions).outcome
+        steps += 1
+    session.end_episode()
+    success = outcome[0] == "success"
+    data = policy.config.data
+    # The return the critic estimates: -time_cost per step, success_reward on the last one.
+    rewards = np.full(steps, -data.time_cost)
+    rewards[-1] += data.success_reward if success else 0.0
+    measured = float(np.sum(rewards * data.gamma ** np.arange(steps)))
+    nan = float("nan")
+    return EpisodeResult(
+        policy.version, task, condition.name, seed, success, steps * 0.02, measured,
+        q_start["pessimistic"] if q_start else nan, q_start["mean"] if q_start else nan, q_start["std"] if q_start else nan,
+    )
+
+
+# --- statistics ------------------------------------------------------------------------------
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple:
+    """95 % Wilson score interval of a success rate (sound at 0 % and 100 %, unlike p ± z·se)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def ranks(values) -> np.ndarray:
+    """Ranks 1..n, ties sharing their mean rank."""
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(values, kind="stable")
+    result = np.empty(len(values))
+    sorted_values = values[order]
+    start = 0
+    while start < len(values):
+        end = start
+        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
+            end += 1
+        result[order[start:end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return result
+
+
+def spearman(a, b) -> float:
+    """Rank correlation; nan when either side is constant (nothing to rank)."""
+    ra, rb = ranks(a), ranks(b)
+    if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def calibration(q, returns, bins: int = 5) -> list:
+    """[(mean Q, mean measured return, count)] over equal-count bins of Q."""
+    q, returns = np.asarray(q, dtype=float), np.asarray(returns, dtype=float)
+    order = np.argsort(q)
+    return [(float(q[part].mean()), float(returns[part].mean()), len(part))
+            for part in np.array_split(order, min(bins, len(q))) if len(part)]
+
+
+@dataclass
+class Summary:
+    checkpoint: str
+    task: str
+    condition: str
+    episodes: int
+    successes: int
+    success_rate: float
+    success_low: float  # 95 % Wilson interval
+    success_high: float
+    throughput: float  # successes per minute of simulated time
+    q_start_mean: float
+    return_mean: float
+    q_return_spearman: float
+    q_return_bias: float  # mean(Q at start - measured return): > 0 is optimistic
+
+
+def summarize(results: list) -> list:
+    groups = {}
+    for r in results:
+        groups.setdefault((r.checkpoint, r.task, r.condition), []).append(r)
+    summaries = []
+    for (checkpoint, task, condition), group in groups.items():
+        successes = sum(r.success for r in group)
+        low, high = wilson_interval(successes, len(group))
+        q = np.array([r.q_start for r in group])
+        returns = np.array([r.measured_return for r in group])
+        has_q = not np.isnan(q).any()
+        summaries.append(Summary(
+            checkpoint, task, condition, len(group), successes, successes / len(group), low, high,
+            successes / (sum(r.sim_seconds for r in group) / 60.0),
+            float(q.mean()) if has_q else float("nan"), float(returns.mean()),
+            spearman(q, returns) if has_q else float("nan"), float((q - returns).mean()) if has_q else float("nan"),
+        ))
+    return summaries
+
+
+# --- running many episodes -------------------------------------------------------------------
+_worker = {}
+
+
+def _start_worker(checkpoint: str, image_size: tuple) -> None:
+    import torch
+
+    from aloe.learning.policy import Policy
+    from aloe.sim.session import SimSession
+
+    torch.set_num_threads(1)  # one process per core does better than threads fighting over two
+    _worker["policy"] = Policy.load(Path(checkpoint))
+    # No images in the ticks: the rollout renders when the policy looks, every replan_every steps.
+    _worker["session"] = SimSession(image_size=image_size, camera_rate_hz=0, scripted_operator=False)
+
+
+def _run_one(job) -> EpisodeResult:
+    task, seed, condition, replan_every = job
+    return rollout(_worker["policy"], _worker["session"], task, seed, condition, replan_every)
+
+
+def evaluate(checkpoint: Path, tasks, conditions, seeds, replan_every: int = 25, workers: int = 1,
+             image_size=(240, 320), progress=None) -> list:
+    """Every (task, condition, seed) episode of one checkpoint; `progress(done, total)`."""
+    import multiprocessing
+
+    jobs = [(task, seed, condition, replan_every) for task in tasks for condition in conditions for seed in seeds]
+    results = []
+    if workers <= 1:
+        _start_worker(str(checkpoint), image_size)
+        try:
+            for job in jobs:
+                results.append(_run_one(job))
+                if progress:
+                    progress(len(results), len(jobs))
+        finally:
+            _worker.pop("session").close()
+        return results
+    context = multiprocessing.get_context("spawn")  # no forked rclpy or MuJoCo state
+    with context.Pool(workers, _start_worker, (str(checkpoint), image_size)) as pool:
+        for result in pool.imap(_run_one, jobs):
+            results.append(result)
+            if progress:
+                progress(len(results), len(jobs))
+    return results
+
+
+def write_csv(path: Path, rows: list) -> None:
+    """Dataclass rows to CSV, written beside and renamed: an interrupted run leaves no half file."""
+    if not rows:
+        return
+    temporary = path.with_suffix(path.suffix + ".partial")
+    with temporary.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, [f.name for f in fields(rows[0])])
+        writer.writeheader()
+        writer.writerows(asdict(row) for row in rows)
+    os.replace(temporary, path)
+
+
+def read_episode_results(path: Path) -> list:
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [EpisodeResult(r["checkpoint"], r["task"], r["condition"], int(r["seed"]), r["success"] == "True",
+                          float(r["sim_seconds"]), float(r["measured_return"]), float(r["q_start"]),
+                          float(r["q_start_mean"]), float(r["q_start_std"])) for r in rows]

@@ -1,0 +1,76 @@
+"""Evaluation: the statistics against known values, and seeded rollouts of a real checkpoint
+in the simulator that reproduce and end with the task detector's verdict."""
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from aloe.cli import main, split_conditions
+from aloe.evaluation import (EvaluationError, calibration, evaluate, parse_condition, ranks, read_episode_results, spearman,
+                             summarize, wilson_interval)
+
+
+def test_wilson_interval_matches_the_textbook_values():
+    low, high = wilson_interval(8, 10)  # Wilson (1927) / Newcombe (1998): 0.490 to 0.943
+    assert (round(low, 3), round(high, 3)) == (0.490, 0.943)
+    low, high = wilson_interval(0, 50)
+    assert low == 0.0 and 0.06 < high < 0.08  # an all-failure run still has an upper bound
+    assert wilson_interval(50, 50)[1] == 1.0
+
+
+def test_spearman_ranks_ties_and_monotone_relations():
+    assert list(ranks([10, 20, 20, 5])) == [2.0, 3.5, 3.5, 1.0]
+    x = np.linspace(0, 1, 20)
+    assert spearman(x, np.exp(3 * x)) == pytest.approx(1.0)  # monotone, not linear: still 1
+    assert spearman(x, -x**3) == pytest.approx(-1.0)
+    assert math.isnan(spearman(x, np.zeros(20)))  # all returns equal: nothing to rank
+
+
+def test_calibration_bins_pair_mean_q_with_mean_return():
+    q = np.arange(10, dtype=float)
+    bins = calibration(q, 2 * q, bins=2)
+    assert bins == [(2.0, 4.0, 5), (7.0, 14.0, 5)]
+
+
+def test_conditions_parse_and_refuse_with_a_message():
+    assert split_conditions("train,unseen,train+push:0.5,drop:0.2") == ["train", "unseen", "train+push:0.5,drop:0.2"]
+    assert parse_condition("train+push:0.5,drop:0.2").disturbances == "push:0.5,drop:0.2"
+    with pytest.raises(EvaluationError, match="variant must be one of"):
+        parse_condition("fancy")
+    with pytest.raises(EvaluationError, match="shove"):
+        parse_condition("train+shove:0.5")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("evaluation") / "model.safetensors"
+    subprocess.run([sys.executable, "-m", "aloe.cli", "train", "--algo", "aloe", "--synthetic", "4", "--config", "test/tiny_train.yaml",
+                    "--no-progress", "--out", str(out)], check=True, capture_output=True)
+    return out
+
+
+def test_seeded_rollouts_reproduce_and_summaries_count_them(checkpoint, tmp_path):
+    conditions = [parse_condition("train"), parse_condition("train+noise:1.0")]
+    first = evaluate(checkpoint, ["insertion"], conditions, [100000, 100001])
+    again = evaluate(checkpoint, ["insertion"], conditions, [100000, 100001], workers=2)
+    assert [(r.condition, r.seed, r.success, r.sim_seconds, r.q_start) for r in first] == \
+           [(r.condition, r.seed, r.success, r.sim_seconds, r.q_start) for r in again]
+    assert all(0 < r.sim_seconds <= 60 and not math.isnan(r.q_start) for r in first)
+    # Without success the measured return is 0; with one, gamma^(steps-1).
+    assert all((r.measured_return > 0) == r.success for r in first)
+    summaries = summarize(first)
+    assert [(s.condition, s.episodes) for s in summaries] == [("train", 2), ("train+noise:1.0", 2)]
+    assert all(s.successes == sum(r.success for r in first if r.condition == s.condition) for s in summaries)
+
+    assert main(["evaluate", str(checkpoint), "--task", "insertion", "--episodes", "2", "--conditions", "train", "--workers", "1",
+                 "--out", str(tmp_path)]) == 0
+    written = read_episode_results(tmp_path / "episodes.csv")
+    assert [(r.seed, r.success, r.q_start) for r in written] == \
+           [(r.seed, r.success, pytest.approx(r.q_start)) for r in first if r.condition == "train"]
+
+
+def test_evaluate_refuses_a_missing_checkpoint_with_one_line(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nope.safetensors"), "--episodes", "1"]) == 2
+    assert "does not exist" in capsys.readouterr().err
