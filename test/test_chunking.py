@@ -33,6 +33,16 @@ def test_replans_every_n_steps_and_drops_a_chunk_that_arrives_too_late():
     assert "past" in reason
 
 
+def test_a_chunk_planned_before_a_reset_is_dropped_not_indexed_backwards():
+    executor = ChunkExecutor(replan_every=5)
+    for _ in range(245):
+        executor.tick()
+    in_flight = Chunk(ramp(245), 7, "v1", start_step=245)  # observed at step 245 of the last episode
+    executor.reset()  # a new episode starts while it is computed
+    assert "predates a reset" in executor.add(in_flight)
+    assert executor.tick() is None and executor.wants_observation()
+
+
 def test_a_new_chunk_takes_over_at_once_and_ensembling_blends_overlaps():
     plain = ChunkExecutor(replan_every=2)
     plain.add(Chunk(ramp(0), 1, "v1", 0))

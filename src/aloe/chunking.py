@@ -49,6 +49,8 @@ class ChunkExecutor:
 
     def add(self, chunk: Chunk) -> Optional[str]:
         """Take a chunk; returns why it was dropped, if it was."""
+        if chunk.start_step > self.step:
+            return f"chunk {chunk.chunk_id} was planned at step {chunk.start_step}, ahead of step {self.step}: it predates a reset"
         if self.step - chunk.start_step >= len(chunk.actions):
             return f"chunk {chunk.chunk_id} arrived {self.step - chunk.start_step} steps after its observation: all {len(chunk.actions)} steps past"
         self.chunks.append(chunk)

@@ -175,6 +175,16 @@ def evaluate_checkpoints(args) -> int:
     return 0
 
 
+def run_experiment(args) -> int:
+    from aloe.experiment import Experiment, load_config
+
+    config = load_config(args.config)
+    if args.task:
+        config.tasks = tuple(args.task)
+    out = args.out or Path("runs") / f"experiment-{args.config.stem}"
+    return Experiment(config, out.resolve(), say=lambda line: print(f"[aloe experiment] {line}", flush=True)).run()
+
+
 def play_bag(args) -> int:
     from aloe.replay import play
 
@@ -268,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel simulator processes (default: one per core)")
     ev.add_argument("--out", type=Path, help="write episodes.csv and summary.csv here")
     ev.set_defaults(handler=evaluate_checkpoints)
+
+    ex = commands.add_parser("experiment", help="demonstrations, BC, deployment rounds, ALOE and the baselines, evaluation, report")
+    ex.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[2] / "config" / "experiment.yaml",
+                    help="the protocol (default: config/experiment.yaml; config/experiment-smoke.yaml runs in minutes)")
+    ex.add_argument("--task", action="append", choices=["insertion", "drawer", "sorting"], help="only this task (repeatable; default: the config's)")
+    ex.add_argument("--out", type=Path, help="results folder (default: runs/experiment-<config name>); run again to resume")
+    ex.set_defaults(handler=run_experiment)
     return parser
 
 

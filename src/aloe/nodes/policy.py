@@ -157,6 +157,7 @@ class PolicyNode(Node):
         if event.kind == EpisodeEvent.START:
             self.episode, self.instruction = event.episode_id, event.instruction
             self.executor_logic.reset()
+            self.inference = None  # a chunk still in flight was planned for the last episode
             self.takeover.reset()
         elif event.episode_id == self.episode:
             self.episode = None  # the mux holds the robot between episodes

@@ -1,0 +1,203 @@
+"""`aloe experiment`: the post-training protocol, one resumable step after another.
+
+Per task:
+  1. demonstrations: the scripted operator drives, `aloe record` writes the bags;
+  2. BC pre-training on them: the round-0 policy;
+  3. R rounds: ALOE's newest policy drives through the graph (policy node, mux, recorder)
+     and the scripted operator takes over after `takeover_after_s` or on the critic's
+     request; then, at equal data (demonstrations and every round so far), ALOE and each
+     baseline train from the round-0 policy and are evaluated (`aloe evaluate`) on the
+     round's conditions; the last round on every condition.
+A results folder collects each step's output, the CSVs, a markdown report and plots, the
+exact config and the versions. `state.json` lists the finished steps: run the same command
+again after an interruption and it continues with the first unfinished step (whose partial
+output is cleared first).
+"""
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from aloe.learning.config import ALGORITHMS, ConfigError, from_dict
+
+TASKS = ("insertion", "drawer", "sorting")
+
+
+@dataclass
+class EvaluationSettings:
+    episodes: int = 50  # seeded episodes per task, condition and checkpoint
+    first_seed: int = 100000  # evaluation seeds, apart from the demonstration and round seeds
+    conditions: tuple = ("train", "unseen", "train+push:0.3", "train+push:0.6", "train+noise:0.5", "train+noise:1.0")
+    every_round: tuple = ("train",)  # conditions evaluated after each round but the last
+    workers: int = 2
+
+
+@dataclass
+class ExperimentConfig:
+    tasks: tuple = TASKS
+    algorithms: tuple = ALGORITHMS
+    demonstrations: int = 30  # per task, seeds 0..
+    rounds: int = 2
+    episodes_per_round: int = 20  # deployment episodes per task and round, seeds 1000 * round + k
+    takeover_after_s: float = 10.0
+    takeover_below: Optional[float] = None  # critic takeover threshold (pessimistic Q)
+    real_time_factor: float = 0.0  # simulator pace in the recorded graphs (0: as fast as it can)
+    train_config: str = ""  # TrainConfig YAML for every training (relative to the config file)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+
+
+def load_config(path: Path) -> ExperimentConfig:
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    config = from_dict(ExperimentConfig, values, str(path))
+    unknown = [t for t in config.tasks if t not in TASKS] + [a for a in config.algorithms if a not in ALGORITHMS]
+    if unknown:
+        raise ConfigError(f"{path}: unknown tasks or algorithms {unknown} (tasks: {', '.join(TASKS)}; algorithms: {', '.join(ALGORITHMS)})")
+    if "aloe" not in config.algorithms:
+        raise ConfigError(f"{path}: algorithms must include aloe (its policy drives the deployment rounds)")
+    if config.demonstrations < 1 or config.rounds < 1 or config.episodes_per_round < 1 or config.evaluation.episodes < 1:
+        raise ConfigError(f"{path}: demonstrations, rounds, episodes_per_round and evaluation.episodes must be at least 1")
+    if config.train_config:
+        train_config = (path.parent / config.train_config).resolve()
+        if not train_config.is_file():
+            raise ConfigError(f"{path}: train_config {config.train_config} not found (relative to the config file)")
+        config.train_config = str(train_config)
+    return config
+
+
+@dataclass
+class Step:
+    name: str
+    output: Path  # cleared when the step runs again
+    command: list
+
+
+class Experiment:
+    def __init__(self, config: ExperimentConfig, out: Path, say=print):
+        self.config, self.out, self.say = config, out, say
+        self.state_file = out / "state.json"
+
+    # --- the protocol as steps ------------------------------------------------------------
+    def checkpoint(self, task: str, round_: int, algo: str) -> Path:
+        return self.out / task / "checkpoints" / f"round{round_}" / f"{algo}.safetensors"
+
+    def bag_folders(self, task: str, upto_round: int) -> list:
+        return [self.out / task / "bags" / "demonstrations"] + [self.out / task / "bags" / f"round{r}" for r in range(1, upto_round + 1)]
+
+    def evaluation_dir(self, task: str, round_: int, algo: str) -> Path:
+        return self.out / task / "evaluation" / f"round{round_}" / algo
+
+    def steps(self) -> list:
+        c, python = self.config, [sys.executable, "-m", "aloe.cli"]
+        train_options = ["--config", c.train_config] if c.train_config else []
+        steps = []
+        for task in c.tasks:
+            demos = self.bag_folders(task, 0)[0]
+            steps.append(Step(f"{task}: demonstrations", demos, python + [
+                "record", "--task", task, "--episodes", str(c.demonstrations), "--out", str(demos), "--first-seed", "0",
+                "--real-time-factor", str(c.real_time_factor), "--namespace", f"exp_{task}"]))
+            bc = self.checkpoint(task, 0, "bc")
+            steps.append(Step(f"{task}: BC pre-training", bc.parent, python + [
+                "train", "--algo", "bc", "--bags", str(demos), "--out", str(bc), "--no-progress", *train_options]))
+            for r in range(1, c.rounds + 1):
+                driver = self.checkpoint(task, r - 1, "aloe" if r > 1 else "bc")
+                bags = self.bag_folders(task, r)[-1]
+                deploy = python + ["record", "--task", task, "--episodes", str(c.episodes_per_round), "--out", str(bags),
+                                   "--first-seed", str(1000 * r), "--policy", str(driver), "--takeover-after", str(c.takeover_after_s),
+                                   "--real-time-factor", str(c.real_time_factor), "--namespace", f"exp_{task}"]
+                if c.takeover_below is not None:
+                    deploy += ["--takeover-below", str(c.takeover_below)]
+                steps.append(Step(f"{task}: round {r} deployment", bags, deploy))
+                folders = [str(f) for f in self.bag_folders(task, r)]
+                conditions = c.evaluation.conditions if r == c.rounds else c.evaluation.every_round
+                for algo in c.algorithms:
+                    out = self.checkpoint(task, r, algo)
+                    steps.append(Step(f"{task}: round {r} {algo} training", out, python + [
+                        "train", "--algo", algo, "--bags", *folders, "--init", str(self.checkpoint(task, 0, "bc")),
+                        "--out", str(out), "--no-progress", *train_options]))
+                    steps.append(Step(f"{task}: round {r} {algo} evaluation", self.evaluation_dir(task, r, algo), python + [
+                        "evaluate", str(out), "--task", task, "--episodes", str(c.evaluation.episodes),
+                        "--first-seed", str(c.evaluation.first_seed), "--conditions", ",".join(conditions),
+                        "--workers", str(c.evaluation.workers), "--out", str(self.evaluation_dir(task, r, algo))]))
+        return steps
+
+    # --- running and resuming ------------------------------------------------------------------
+    def finished(self) -> list:
+        if not self.state_file.exists():
+            return []
+        return json.loads(self.state_file.read_text())["finished"]
+
+    def mark_finished(self, name: str, seconds: float) -> None:
+        state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {"finished": [], "seconds": {}, "peak_rss_mb": {}}
+        state["finished"].append(name)
+        state["seconds"][name] = round(seconds, 1)
+        # The largest resident set of any process the steps ran so far (ru_maxrss is in KiB).
+        state["peak_rss_mb"][name] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+        temporary = self.state_file.with_suffix(".partial")
+        temporary.write_text(json.dumps(state, indent=1))
+        os.replace(temporary, self.state_file)  # a crash leaves the old state or the new, never half
+
+    def run(self) -> int:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.write_provenance()
+        steps, finished = self.steps(), set(self.finished())
+        left = [s for s in steps if s.name not in finished]
+        if len(left) < len(steps):
+            self.say(f"resuming: {len(steps) - len(left)} of {len(steps)} steps already finished")
+        logs = self.out / "logs"
+        logs.mkdir(exist_ok=True)
+        for step in left:
+            index = steps.index(step) + 1
+            if step.output.exists():  # a step interrupted before: start it afresh
+                shutil.rmtree(step.output) if step.output.is_dir() else step.output.unlink()
+            log = logs / f"{index:03d}-{step.name.replace(':', '').replace(' ', '-')}.log"
+            self.say(f"[{index}/{len(steps)}] {step.name} ...")
+            started = time.monotonic()
+            with log.open("w") as handle:
+                code = subprocess.run(step.command, stdout=handle, stderr=subprocess.STDOUT).returncode
+            seconds = time.monotonic() - started
+            if code != 0:
+                tail = "\n".join(log.read_text().splitlines()[-15:])
+                self.say(f"step '{step.name}' failed (exit {code}) after {seconds:.0f} s; its log {log} ends:\n{tail}")
+                return 1
+            self.mark_finished(step.name, seconds)
+            self.say(f"[{index}/{len(steps)}] {step.name}: done in {seconds:.0f} s")
+        from aloe.report import write_report
+
+        report = write_report(self)
+        self.say(f"report: {report}")
+        return 0
+
+    def write_provenance(self) -> None:
+        """The exact config and the versions of what ran (first run; kept on resume)."""
+        config_file = self.out / "config.yaml"
+        if config_file.exists():
+            if yaml.safe_load(config_file.read_text()) != json.loads(json.dumps(asdict(self.config))):
+                raise ConfigError(f"{self.out} holds an experiment with another config ({config_file}); "
+                                  "use a new --out or the same config to resume")
+            return
+        config_file.write_text(yaml.safe_dump(json.loads(json.dumps(asdict(self.config))), sort_keys=False))
+        from importlib.metadata import PackageNotFoundError, version
+
+        versions = {"python": platform.python_version(), "machine": platform.platform(), "cpus": os.cpu_count()}
+        for package in ("aloe", "torch", "numpy", "mujoco", "rosbags", "ros-kilted-rclpy"):
+            try:
+                versions[package] = version(package)
+            except PackageNotFoundError:
+                versions[package] = "not installed"
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent)
+        versions["aloe commit"] = commit.stdout.strip() or "unknown"
+        (self.out / "versions.yaml").write_text(yaml.safe_dump(versions, sort_keys=False))

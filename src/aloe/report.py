@@ -1,0 +1,168 @@
+"""The results folder of an experiment: every number as CSV, a markdown report with the
+tables, and PNG plots (success per round per algorithm, robustness curves, critic
+calibration, Q along recorded trajectories with the interventions shaded)."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from aloe.evaluation import calibration, read_episode_results, summarize, write_csv
+
+
+def collect(experiment) -> list:
+    """(round, algo, EpisodeResult) for every evaluated episode."""
+    rows = []
+    for task in experiment.config.tasks:
+        for r in range(1, experiment.config.rounds + 1):
+            for algo in experiment.config.algorithms:
+                path = experiment.evaluation_dir(task, r, algo) / "episodes.csv"
+                rows += [(r, algo, result) for result in read_episode_results(path)]
+    return rows
+
+
+def strength(condition: str, kind: str):
+    """The strength of disturbance `kind` in a train condition (0 for clean), else None."""
+    variant, _, disturbances = condition.partition("+")
+    if variant != "train":
+        return None
+    if not disturbances:
+        return 0.0
+    parts = dict(item.split(":") for item in disturbances.split(","))
+    return float(parts[kind]) if list(parts) == [kind] else None
+
+
+def write_report(experiment) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    config, out = experiment.config, experiment.out
+    rows = collect(experiment)
+    summaries = []
+    for r in range(1, config.rounds + 1):
+        for algo in config.algorithms:
+            for s in summarize([result for rr, a, result in rows if rr == r and a == algo]):
+                summaries.append({"round": r, "algo": algo, **s.__dict__})
+    write_csv(out / "episodes.csv", [result for _, _, result in rows])
+    with (out / "summary.csv").open("w") as handle:
+        keys = list(summaries[0])
+        handle.write(",".join(keys) + "\n")
+        handle.writelines(",".join(str(s[k]) for k in keys) + "\n" for s in summaries)
+
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    lines = ["# aloe experiment", "", f"Config: `config.yaml`; versions: `versions.yaml`; every number: `episodes.csv`, `summary.csv`.", ""]
+    state = json.loads(experiment.state_file.read_text())
+    lines += [f"Wall-clock time of the steps: {sum(state['seconds'].values()) / 60:.1f} min on {os.cpu_count()} CPU cores; "
+              f"peak memory: {max(state['peak_rss_mb'].values())} MB (the largest single process).", ""]
+    last = config.rounds
+    for task in config.tasks:
+        lines += [f"## {task}", "", f"Round {last}, {config.evaluation.episodes} episodes per condition; success with its 95 % "
+                  "(Wilson) interval, throughput in successes per minute of simulated time, and the critic's pessimistic Q "
+                  "at the episode start against the measured return (rank correlation).", "",
+                  "| algorithm | condition | success | 95 % interval | successes/min | Q start | return | rank r |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for s in (s for s in summaries if s["task"] == task and s["round"] == last):
+            lines.append(f"| {s['algo']} | {s['condition']} | {s['successes']}/{s['episodes']} | "
+                         f"{s['success_low']:.0%}–{s['success_high']:.0%} | {s['throughput']:.2f} | {s['q_start_mean']:.3f} | "
+                         f"{s['return_mean']:.3f} | {s['q_return_spearman']:.2f} |")
+        lines.append("")
+
+        # Success per round per algorithm (clean condition).
+        figure, axes = plt.subplots(figsize=(5, 3.5))
+        for algo in config.algorithms:
+            points = [(s["round"], s["success_rate"], s["success_low"], s["success_high"]) for s in summaries
+                      if s["task"] == task and s["algo"] == algo and s["condition"] == "train"]
+            if points:
+                x, y, low, high = map(np.array, zip(*points))
+                axes.errorbar(x, y, yerr=[y - low, high - y], marker="o", capsize=3, label=algo)
+        axes.set(xlabel="round", ylabel="success (train variants)", ylim=(0, 1.05), title=task)
+        axes.legend()
+        figure.tight_layout()
+        figure.savefig(plots / f"{task}-success-per-round.png", dpi=120)
+        plt.close(figure)
+
+        # Robustness: success against disturbance strength, one curve per kind and algorithm.
+        figure, axes = plt.subplots(figsize=(5, 3.5))
+        for kind in ("push", "noise", "drop", "displace"):
+            for algo in config.algorithms:
+                points = sorted((strength(s["condition"], kind), s["success_rate"]) for s in summaries
+                                if s["task"] == task and s["algo"] == algo and s["round"] == last
+                                and strength(s["condition"], kind) is not None)
+                if len(points) > 1:
+                    axes.plot(*zip(*points), marker="o", label=f"{algo} {kind}")
+        axes.set(xlabel="disturbance strength", ylabel="success", ylim=(0, 1.05), title=f"{task}: robustness")
+        if axes.lines:
+            axes.legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(plots / f"{task}-robustness.png", dpi=120)
+        plt.close(figure)
+
+        # Calibration of ALOE's critic: Q at the start against the return measured after it.
+        figure, axes = plt.subplots(figsize=(4, 4))
+        results = [result for rr, a, result in rows if rr == last and a == "aloe" and result.task == task]
+        if results:
+            bins = calibration([r.q_start for r in results], [r.measured_return for r in results])
+            axes.plot([b[0] for b in bins], [b[1] for b in bins], marker="o", label="ALOE critic")
+            low = min(min(b[0] for b in bins), min(b[1] for b in bins), 0.0)
+            axes.plot([low, 1], [low, 1], color="grey", linestyle="--", label="calibrated")
+        axes.set(xlabel="pessimistic Q at episode start", ylabel="measured return", title=f"{task}: calibration")
+        axes.legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(plots / f"{task}-calibration.png", dpi=120)
+        plt.close(figure)
+
+        for outcome, path in q_trajectory_plots(experiment, task, plt).items():
+            lines.append(f"Q along a recorded {outcome} episode: ![]({path.relative_to(out)})")
+        lines += ["", f"![]({(plots / f'{task}-success-per-round.png').relative_to(out)}) "
+                  f"![]({(plots / f'{task}-robustness.png').relative_to(out)}) "
+                  f"![]({(plots / f'{task}-calibration.png').relative_to(out)})", ""]
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def q_trajectory_plots(experiment, task: str, plt) -> dict:
+    """For one success and one failure among the last round's deployment bags: the final
+    ALOE critic's pessimistic Q along the 50 Hz episode with the ensemble band, operator
+    control shaded."""
+    from aloe.bag_dataset import bag_metadata, read_episode
+    from aloe.learning.data import DataError
+    from aloe.recording import aloe_typestore
+    from aloe.replay import q_trajectory
+
+    critic = experiment.checkpoint(task, experiment.config.rounds, "aloe")
+    folder = experiment.bag_folders(task, experiment.config.rounds)[-1]
+    chosen = {}
+    for bag in sorted(p for p in folder.iterdir() if p.is_dir()):
+        try:
+            outcome = bag_metadata(bag).get("outcome")
+        except DataError:
+            continue
+        if outcome in ("success", "failure") and outcome not in chosen:
+            chosen[outcome] = bag
+    store, written = aloe_typestore(), {}
+    for outcome, bag in chosen.items():
+        values, _ = q_trajectory(bag, critic, store, every=10)
+        episode = read_episode(bag, store)
+        steps = np.array([step for step, _, _ in values])
+        members = np.array([q["members"] for _, _, q in values])
+        figure, axes = plt.subplots(figsize=(6, 3))
+        seconds = steps * 0.02
+        axes.fill_between(seconds, members.min(1), members.max(1), alpha=0.3, label="ensemble range")
+        axes.plot(seconds, [q["pessimistic"] for _, _, q in values], label="pessimistic Q")
+        operator = episode.operator
+        starts = np.flatnonzero(np.diff(np.concatenate([[0], operator.astype(int)])) == 1)
+        ends = np.flatnonzero(np.diff(np.concatenate([operator.astype(int), [0]])) == -1)
+        for k, (start, end) in enumerate(zip(starts, ends)):
+            axes.axvspan(start * 0.02, (end + 1) * 0.02, color="orange", alpha=0.2, label="operator" if k == 0 else None)
+        axes.set(xlabel="episode time (s)", ylabel="Q", title=f"{task}: {bag.name} ({outcome})")
+        axes.legend(fontsize=7)
+        figure.tight_layout()
+        path = experiment.out / "plots" / f"{task}-q-trajectory-{outcome}.png"
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        written[outcome] = path
+    return written
