@@ -17,7 +17,7 @@ def test_position_unknown_means_no_output():
     assert make_arbiter().decide(now=0.0, dt=DT) is None
 
 
-def test_operator_has_priority_and_policy_resumes_after_operator_goes_silent():
+def test_operator_has_priority_holds_when_silent_and_hands_back_to_the_policy():
     arbiter = make_arbiter()
     arbiter.offer(Command([0.1, 0.1, 0.1], POLICY, "v1", chunk_id=4, step=2), now=0.0)
     arbiter.offer(Command([0.2, 0.2, 0.2], OPERATOR), now=0.0)
@@ -26,8 +26,15 @@ def test_operator_has_priority_and_policy_resumes_after_operator_goes_silent():
     np.testing.assert_allclose(decision.command.positions, 0.2)
     arbiter.offer(Command([0.3, 0.3, 0.3], POLICY, "v1", chunk_id=5, step=0), now=0.15)
     decision = arbiter.decide(now=0.3, dt=DT)  # operator last spoke 0.3 s ago > timeout
+    assert decision.command.source == HOLD and "operator silent" in decision.reason  # not back to the policy
+    np.testing.assert_allclose(decision.command.positions, 0.2)
+    arbiter.offer(Command([0.25, 0.25, 0.25], OPERATOR), now=0.35)  # the operator resumes
+    assert arbiter.decide(now=0.36, dt=DT).command.source == OPERATOR
+    arbiter.withdraw(OPERATOR)
+    arbiter.offer(Command([0.3, 0.3, 0.3], POLICY, "v1", chunk_id=6, step=0), now=0.37)
+    decision = arbiter.decide(now=0.38, dt=DT)
     assert decision.command.source == POLICY
-    assert (decision.command.policy_version, decision.command.chunk_id) == ("v1", 5)
+    assert (decision.command.policy_version, decision.command.chunk_id) == ("v1", 6)
 
 
 def test_silent_sources_turn_into_hold_at_the_last_output():
@@ -117,7 +124,8 @@ def test_in_control_names_the_source_decide_will_execute_without_changing_state(
     assert arbiter.in_control(now=0.05) == POLICY
     arbiter.offer(Command([0.2, 0.2, 0.2], OPERATOR), now=0.05)
     assert arbiter.in_control(now=0.1) == OPERATOR
-    assert arbiter.in_control(now=0.2) == HOLD  # both silent for longer than the timeout
+    arbiter.offer(Command([0.1, 0.1, 0.1], POLICY), now=0.15)
+    assert arbiter.in_control(now=0.2) == HOLD  # the operator went silent: hold, the policy waits
     np.testing.assert_allclose(arbiter.decide(now=0.2, dt=DT).command.positions, 0.0)  # nothing executed yet
     arbiter.emergency_stop()
     arbiter.offer(Command([0.3, 0.3, 0.3], OPERATOR), now=0.2)

@@ -74,3 +74,38 @@ def test_seeded_rollouts_reproduce_and_summaries_count_them(checkpoint, tmp_path
 def test_evaluate_refuses_a_missing_checkpoint_with_one_line(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nope.safetensors"), "--episodes", "1"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+class ReachFarPolicy:
+    """A policy that always asks for a pose 1 rad from home on every arm joint at once: the
+    kind of jump an undertrained actor emits."""
+
+    has_critic, version = False, "reach-far"
+
+    def __init__(self):
+        from aloe.learning.config import TrainConfig
+
+        self.config = TrainConfig()
+
+    def act(self, joints, images, instruction, generator=None):
+        target = np.array(joints, dtype=np.float32)
+        target[[1, 2, 8, 9]] += 1.0
+        return np.repeat(target[None], 50, axis=0)
+
+
+def test_rollouts_go_through_the_mux_safety_layer():
+    from aloe.command_arbiter import ARM_MAX_VELOCITY
+    from aloe.evaluation import rollout
+    from aloe.sim.session import SimSession
+
+    session = SimSession(image_size=(48, 64), camera_rate_hz=0, scripted_operator=False)
+    commanded = []
+    original = session.tick
+    session.tick = lambda command: commanded.append(np.array(command)) or original(command)
+    try:
+        rollout(ReachFarPolicy(), session, "insertion", 5, parse_condition("train"), replan_every=25)
+    finally:
+        session.close()
+    moved = np.array(commanded)[:6, [1, 2, 8, 9]]  # the elbows reach their limit after that
+    # The 1 rad jump arrives as a ramp at the mux's velocity limit (3 rad/s: 0.06 per step).
+    np.testing.assert_allclose(np.diff(moved, axis=0), ARM_MAX_VELOCITY[1] * 0.02)

@@ -2,7 +2,10 @@
 
 The operator has priority over the policy. A source is live while its last valid command
 is younger than `timeout_s`; when no source is live, or after an emergency stop, the robot
-holds its last commanded position. Every output is clipped to the joint limits and moves
+holds its last commanded position. An operator who took over keeps the robot until they
+hand back (`withdraw`): if they go silent the robot holds, it does not fall back to the
+policy they took it from (under load a late operator sample made control flap between
+the two, four times in one episode). Every output is clipped to the joint limits and moves
 at most `max_velocity * dt` per step. Invalid commands (wrong length, NaN, inf) are
 rejected with a reason and never reach the robot.
 """
@@ -18,6 +21,12 @@ SOURCE_NAMES = {POLICY: "POLICY", OPERATOR: "OPERATOR", HOLD: "HOLD"}
 # measurements it allows at least one 20 ms sample's worth (0.6), more when samples were
 # missed in between (a starved subscriber), so only a reset reads as a jump.
 JUMP_SPEED, SAMPLE_DT = 30.0, 0.02
+
+# ViperX 300 s arm limits (rad), twice for the two ALOHA arms; the gripper is normalised
+# to [0, 1] (closed .. open). The mux's defaults; override per robot in its parameters.
+ARM_LOWER = [-3.14, -1.85, -1.76, -3.14, -1.87, -3.14, 0.0]
+ARM_UPPER = [3.14, 1.26, 1.61, 3.14, 2.23, 3.14, 1.0]
+ARM_MAX_VELOCITY = [3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 5.0]
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,7 @@ class CommandArbiter:
     rejected_count: int = 0
     estopped: bool = False
     _latest: dict = field(default_factory=dict)  # source -> (Command, receive time)
+    operator_engaged: bool = False  # the operator took over and has not handed back
     _last_output: Optional[np.ndarray] = None
     _last_measured: Optional[np.ndarray] = None
     _last_measured_at: Optional[float] = None
@@ -86,6 +96,7 @@ class CommandArbiter:
             return reason
         command.positions = np.asarray(command.positions, dtype=float)
         self._latest[command.source] = (command, now)
+        self.operator_engaged = self.operator_engaged or command.source == OPERATOR
         return None
 
     def observe(self, measured_positions, stamp: Optional[float] = None) -> Optional[str]:
@@ -109,6 +120,7 @@ class CommandArbiter:
             self._last_output = measured
         elif previous is not None and np.max(np.abs(measured - previous)) > JUMP_SPEED * elapsed:
             self._latest.clear()
+            self.operator_engaged = False
             self._last_output = measured
             joint = int(np.argmax(np.abs(measured - previous)))
             return (
@@ -120,6 +132,8 @@ class CommandArbiter:
     def withdraw(self, source: int) -> None:
         """`source` stops driving now (an operator handing back), not after the timeout."""
         self._latest.pop(source, None)
+        if source == OPERATOR:
+            self.operator_engaged = False
 
     def emergency_stop(self) -> None:
         self.estopped = True
@@ -128,6 +142,7 @@ class CommandArbiter:
         self.estopped = False
         # Sources must send a fresh command after a release; nothing stale resumes.
         self._latest.clear()
+        self.operator_engaged = False
 
     def in_control(self, now: float) -> int:
         """The source whose command is executed now: OPERATOR, POLICY or HOLD."""
@@ -137,12 +152,16 @@ class CommandArbiter:
             entry = self._latest.get(source)
             if entry is not None and now - entry[1] <= self.timeout_s:
                 return source
+            if source == OPERATOR and self.operator_engaged:
+                return HOLD  # a silent operator still has the robot
         return HOLD
 
     def decide(self, now: float, dt: float) -> Optional[Decision]:
         """The command to execute this step, or None while the robot's position is unknown."""
         source = self.in_control(now)
         chosen, reason = None, "emergency stop" if self.estopped else "no live source"
+        if not self.estopped and self.operator_engaged and source == HOLD:
+            reason = "operator silent: holding until they resume or hand back"
         if source != HOLD:
             chosen, reason = self._latest[source][0], f"{SOURCE_NAMES[source].lower()} live"
         if chosen is None:

@@ -3,8 +3,10 @@ robustness to disturbances, generalisation to unseen objects, and how well the c
 at an episode's start predicts the return the policy then gets (off-policy evaluation).
 
 A checkpoint drives the simulator in this process, through the same chunk execution as the
-policy node (`ChunkExecutor`, a new chunk every `replan_every` steps). Inference is taken
-as instantaneous: on the robot it runs beside the 50 Hz stream (benchmarks/control.py
+policy node (`ChunkExecutor`, a new chunk every `replan_every` steps) and the same safety
+layer as the command mux (`CommandArbiter` with its default joint and velocity limits:
+without it a policy's jump whips the arm, and the simulator flings the objects off the
+table in a second, which no graph run does). Inference is taken as instantaneous: on the robot it runs beside the 50 Hz stream (benchmarks/control.py
 shows the stream keeps every step), so what is measured here is the policy itself.
 Thousands of episodes then fit in an experiment; the deployment rounds, where timing and
 takeovers matter, run through the real graph (`aloe record`).
@@ -22,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 from aloe.chunking import Chunk, ChunkExecutor
+from aloe.command_arbiter import ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, POLICY, Command, CommandArbiter, JointLimits
 from aloe.topics import CAMERAS
 
 VARIANTS = ("train", "unseen")
@@ -88,13 +91,17 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
     scene = session.reset(task, seed, condition.variant, condition.disturbances)
     session.begin_episode()
     executor = ChunkExecutor(replan_every)
+    mux = CommandArbiter(JointLimits(ARM_LOWER * 2, ARM_UPPER * 2, ARM_MAX_VELOCITY * 2), timeout_s=0.2)
     generator = torch.Generator().manual_seed(seed)  # the flow's noise: the episode is reproducible
     q_start, chunk_id, steps, outcome = None, 0, 0, None
     while outcome is None:
+        now = steps * 0.02
+        measured = session.robot.joint_positions()
+        mux.observe(measured, now)
         if executor.wants_observation():
             rendered = session.robot.render()
             images = np.stack([rendered[camera] for camera in CAMERAS])
-            joints = session.robot.joint_positions().astype(np.float32)
+            joints = measured.astype(np.float32)
             actions = policy.act(joints, images, scene.instruction, generator)
             if policy.has_critic:
                 q = policy.q_values(joints, images, scene.instruction, actions)
@@ -104,7 +111,9 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
             chunk_id += 1
             executor.add(Chunk(actions, chunk_id, policy.version, executor.step))
         command = executor.tick()
-        outcome = session.tick(None if command is None else command.positions).outcome
+        if command is not None:
+            mux.offer(Command(command.positions, POLICY), now)
+        outcome = session.tick(mux.decide(now, 0.02).command.positions).outcome
         steps += 1
     session.end_episode()
     success = outcome[0] == "success"

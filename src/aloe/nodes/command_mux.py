@@ -10,15 +10,10 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from aloe.command_arbiter import SOURCE_NAMES, Command, CommandArbiter, JointLimits
+from aloe.command_arbiter import (ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, SOURCE_NAMES, Command, CommandArbiter,
+                                   JointLimits)
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
 from aloe.topics import topic
-
-# ViperX 300 s arm limits (rad), twice for the two ALOHA arms; the gripper is normalised
-# to [0, 1] (closed .. open). Override per robot in the parameter file.
-ARM_LOWER = [-3.14, -1.85, -1.76, -3.14, -1.87, -3.14, 0.0]
-ARM_UPPER = [3.14, 1.26, 1.61, 3.14, 2.23, 3.14, 1.0]
-ARM_MAX_VELOCITY = [3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 5.0]
 
 PARAMETERS = {
     "rate_hz": 50.0,

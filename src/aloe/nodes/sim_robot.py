@@ -59,6 +59,7 @@ class SimRobotNode(Node):
             raise NodeConfigError(f"sim_robot: {error}") from None
         self.get_logger().info(f"scene {scene.task} seed {scene.seed} ({scene.variant}): {scene.instruction}")
         self.command, self.resyncing = None, False
+        self.operator_driving = False
         self.episode_id = ""
 
         joint_states = topic("joint_states")
@@ -127,6 +128,13 @@ class SimRobotNode(Node):
             msg = JointCommand(positions=tick.operator_command.tolist(), source=JointCommand.SOURCE_OPERATOR)
             msg.header.stamp = stamp
             self.operator.publish(msg)
+        elif self.operator_driving:
+            # The episode is over for the scripted operator: hand back (the mux keeps a
+            # silent operator in control, holding, until it does).
+            msg = JointCommand(source=JointCommand.SOURCE_HOLD)
+            msg.header.stamp = stamp
+            self.operator.publish(msg)
+        self.operator_driving = tick.operator_command is not None
         if tick.images is not None:
             for camera, pixels in tick.images.items():
                 image = Image(**rgb8_fields(pixels))
