@@ -38,7 +38,8 @@ def custom_data(bag):
 
 def test_episode_log_counts_interventions_and_policy_versions():
     log = EpisodeLog({"episode_id": "e1", "task": "insertion"})
-    sources = [0] * 10 + [1] * 5 + [0] * 10 + [1] * 3
+    # Policy, operator (with a one-tick HOLD while a late sample kept it silent), policy, operator.
+    sources = [0] * 10 + [1, 1, 2, 1, 1] + [0] * 10 + [1] * 3
     for step, source in enumerate(sources):
         log.on_command(step * 0.02, source, "" if source else ("v1" if step < 10 else "v2"))
     meta = log.metadata("failure", "dropped", end_s=len(sources) * 0.02)

@@ -16,7 +16,7 @@ from typing import Optional
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from aloe.command_arbiter import OPERATOR
+from aloe.command_arbiter import OPERATOR, POLICY
 
 MCAP_SUFFIX = ".mcap"
 
@@ -167,7 +167,9 @@ class EpisodeLog:
         operator_driving = bool(self.interventions) and self.interventions[-1][1] is None
         if source == OPERATOR and not operator_driving:
             self.interventions.append([time_s, None])
-        elif source != OPERATOR and operator_driving:
+        elif source == POLICY and operator_driving:
+            # Only the policy driving again ends the stretch: a HOLD inside it is the mux
+            # holding for an operator whose sample came late, still the operator's control.
             self.interventions[-1][1] = time_s
         if policy_version and policy_version not in self.policy_versions:
             self.policy_versions.append(policy_version)

@@ -2,6 +2,7 @@
 import sys
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
@@ -48,6 +49,11 @@ def spin(node: Node, executor=None) -> None:
         rclpy.spin(node, executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        # Ctrl-C shuts the context down, then raises KeyboardInterrupt; when that lands in a
+        # finaliser (which swallows it) the executor's next wait finds the context gone.
+        if rclpy.ok():
+            raise
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
