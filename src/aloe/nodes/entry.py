@@ -2,7 +2,6 @@
 import sys
 
 import rclpy
-from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
@@ -49,9 +48,11 @@ def spin(node: Node, executor=None) -> None:
         rclpy.spin(node, executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except RCLError:
-        # Ctrl-C shuts the context down, then raises KeyboardInterrupt; when that lands in a
-        # finaliser (which swallows it) the executor's next wait finds the context gone.
+    except RuntimeError:
+        # Ctrl-C shuts the context down, then raises KeyboardInterrupt. Landing in a
+        # finaliser (which swallows it), it leaves the next wait an RCLError on the dead
+        # context; landing inside rclpy's C++ message conversion, pybind11 reports it as a
+        # RuntimeError. Both are the interrupt, not a failure, once the context is down.
         if rclpy.ok():
             raise
     finally:
