@@ -11,9 +11,10 @@ simulated cameras on:
     .venv/bin/python benchmarks/control.py               # 5 runs of 7 s per phase
     .venv/bin/python benchmarks/control.py --seconds 5 --runs 1 --camera-rate-hz 15
 
-The graph (sim_robot paced at real time with its three cameras at 320x240, 5 Hz unless told, command_mux, policy with a
-default-size checkpoint trained for a few steps, teleop on a leader arm) runs through
-`aloe bringup` in a ROS domain of its own, discovery on this machine; this process probes.
+The graph (sim_robot paced at real time with its three cameras at 320x240, 5 Hz unless
+told, command_mux, policy with a default-size checkpoint trained for a few steps, teleop
+on a leader arm) runs through `aloe bringup` in a ROS domain of its own, discovery on
+this machine; this process probes.
 """
 import argparse
 import os
@@ -55,12 +56,13 @@ def one_run(model: Path, folder: Path, seconds: float, run: int, camera_rate_hz:
         f"/**/policy:\n  ros__parameters:\n    checkpoint: {model}\n"
         "/**/teleop:\n  ros__parameters:\n    input: leader\n"
     )
-    graph_log = open(folder / f"control-{run}.log", "w")
-    graph = subprocess.Popen(
-        [sys.executable, "-m", "aloe.cli", "bringup", "--namespace", "ctl", "--only", "sim_robot", "--only", "command_mux",
-         "--only", "episode_manager", "--only", "policy", "--only", "teleop", "--params", str(params)],
-        stdout=graph_log, stderr=subprocess.STDOUT,
-    )
+    log = folder / f"control-{run}.log"
+    with log.open("w") as graph_log:  # the child keeps its own handle
+        graph = subprocess.Popen(
+            [sys.executable, "-m", "aloe.cli", "bringup", "--namespace", "ctl", "--only", "sim_robot", "--only", "command_mux",
+             "--only", "episode_manager", "--only", "policy", "--only", "teleop", "--params", str(params)],
+            stdout=graph_log, stderr=subprocess.STDOUT,
+        )
     context = Context()
     rclpy.init(context=context)
     # Outside /ctl: the runner refuses to start in a namespace that already has nodes.
@@ -98,7 +100,7 @@ def one_run(model: Path, folder: Path, seconds: float, run: int, camera_rate_hz:
 
     def call(client, request):
         if not client.wait_for_service(timeout_sec=60):
-            raise RuntimeError(f"no {client.srv_name} service: the graph did not come up; its log:\n" + (folder / f"control-{run}.log").read_text())
+            raise RuntimeError(f"no {client.srv_name} service: the graph did not come up; its log:\n" + log.read_text())
         future = client.call_async(request)
         while not future.done():
             executor.spin_once(timeout_sec=0.05)

@@ -17,7 +17,7 @@ Conditions are written `variant` or `variant+disturbances`: "train", "unseen",
 import csv
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -25,9 +25,9 @@ import numpy as np
 
 from aloe.chunking import Chunk, ChunkExecutor
 from aloe.command_arbiter import ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, POLICY, Command, CommandArbiter, JointLimits
+from aloe.sim.env import CONTROL_DT
+from aloe.sim.tasks import VARIANTS
 from aloe.topics import CAMERAS
-
-VARIANTS = ("train", "unseen")
 
 
 class EvaluationError(ValueError):
@@ -95,7 +95,7 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
     generator = torch.Generator().manual_seed(seed)  # the flow's noise: the episode is reproducible
     q_start, chunk_id, steps, outcome = None, 0, 0, None
     while outcome is None:
-        now = steps * 0.02
+        now = steps * CONTROL_DT
         measured = session.robot.joint_positions()
         mux.observe(measured, now)
         if executor.wants_observation():
@@ -113,7 +113,7 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
         command = executor.tick()
         if command is not None:
             mux.offer(Command(command.positions, POLICY), now)
-        outcome = session.tick(mux.decide(now, 0.02).command.positions).outcome
+        outcome = session.tick(mux.decide(now, CONTROL_DT).command.positions).outcome
         steps += 1
     session.end_episode()
     success = outcome[0] == "success"
@@ -124,7 +124,7 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
     measured = float(np.sum(rewards * data.gamma ** np.arange(steps)))
     nan = float("nan")
     return EpisodeResult(
-        policy.version, task, condition.name, seed, success, steps * 0.02, measured,
+        policy.version, task, condition.name, seed, success, steps * CONTROL_DT, measured,
         q_start["pessimistic"] if q_start else nan, q_start["mean"] if q_start else nan, q_start["std"] if q_start else nan,
     )
 
@@ -257,14 +257,16 @@ def evaluate(checkpoint: Path, tasks, conditions, seeds, replan_every: int = 25,
 
 
 def write_csv(path: Path, rows: list) -> None:
-    """Dataclass rows to CSV, written beside and renamed: an interrupted run leaves no half file."""
+    """Rows (dataclasses or dicts) to CSV, written beside and renamed: an interrupted run
+    leaves no half file."""
     if not rows:
         return
+    dicts = [row if isinstance(row, dict) else asdict(row) for row in rows]
     temporary = path.with_suffix(path.suffix + ".partial")
     with temporary.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, [f.name for f in fields(rows[0])])
+        writer = csv.DictWriter(handle, list(dicts[0]))
         writer.writeheader()
-        writer.writerows(asdict(row) for row in rows)
+        writer.writerows(dicts)
     os.replace(temporary, path)
 
 

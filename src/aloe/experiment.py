@@ -28,8 +28,7 @@ from typing import Optional
 import yaml
 
 from aloe.learning.config import ALGORITHMS, ConfigError, from_dict
-
-TASKS = ("insertion", "drawer", "sorting")
+from aloe.sim.tasks import TASKS
 
 
 @dataclass
@@ -43,7 +42,7 @@ class EvaluationSettings:
 
 @dataclass
 class ExperimentConfig:
-    tasks: tuple = TASKS
+    tasks: tuple = tuple(TASKS)
     algorithms: tuple = ALGORITHMS
     demonstrations: int = 30  # per task, seeds 0..
     rounds: int = 2
@@ -184,12 +183,13 @@ class Experiment:
     def write_provenance(self) -> None:
         """The exact config and the versions of what ran (first run; kept on resume)."""
         config_file = self.out / "config.yaml"
+        config = json.loads(json.dumps(asdict(self.config)))  # tuples as lists, as YAML reads them back
         if config_file.exists():
-            if yaml.safe_load(config_file.read_text()) != json.loads(json.dumps(asdict(self.config))):
+            if yaml.safe_load(config_file.read_text()) != config:
                 raise ConfigError(f"{self.out} holds an experiment with another config ({config_file}); "
                                   "use a new --out or the same config to resume")
             return
-        config_file.write_text(yaml.safe_dump(json.loads(json.dumps(asdict(self.config))), sort_keys=False))
+        config_file.write_text(yaml.safe_dump(config, sort_keys=False))
         from importlib.metadata import PackageNotFoundError, version
 
         versions = {"python": platform.python_version(), "machine": platform.platform(), "cpus": os.cpu_count()}

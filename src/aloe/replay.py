@@ -16,7 +16,8 @@ from aloe.learning.data import DataError
 
 
 def q_trajectory(bag: Path, checkpoint: Path, typestore, every: int = 10):
-    """[(step, log time ns, q dict)] of the executed chunks of a recorded episode."""
+    """[(step, log time ns, q dict)] of the executed chunks of a recorded episode, the
+    critic's version, and the episode as decoded for it."""
     from aloe.bag_dataset import read_episode
     from aloe.learning.policy import Policy
 
@@ -32,7 +33,7 @@ def q_trajectory(bag: Path, checkpoint: Path, typestore, every: int = 10):
         images = episode.images[episode.image_index(step)] if episode.images is not None else None
         q = policy.q_values(episode.joints[step], images, episode.instruction, chunk)
         values.append((step, times[min(step + len(times) - len(episode), len(times) - 1)], q))
-    return values, policy.version
+    return values, policy.version, episode
 
 
 def state_times(bag: Path, typestore) -> list:
@@ -77,7 +78,7 @@ def play(bag: Path, rate: float = 1.0, critic=None, q_every: int = 10, delay_s: 
     store = aloe_typestore()
     q_values, version = ([], "")
     if critic:
-        q_values, version = q_trajectory(bag, Path(critic), store, q_every)
+        q_values, version, _ = q_trajectory(bag, Path(critic), store, q_every)
     rclpy.init()
     node = Node("aloe_play")
     try:

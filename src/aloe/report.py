@@ -3,11 +3,13 @@ tables, and PNG plots (success per round per algorithm, robustness curves, criti
 calibration, Q along recorded trajectories with the interventions shaded)."""
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from aloe.evaluation import calibration, read_episode_results, summarize, write_csv
+from aloe.sim.env import CONTROL_DT
 
 
 def collect(experiment) -> list:
@@ -44,12 +46,9 @@ def write_report(experiment) -> Path:
     for r in range(1, config.rounds + 1):
         for algo in config.algorithms:
             for s in summarize([result for rr, a, result in rows if rr == r and a == algo]):
-                summaries.append({"round": r, "algo": algo, **s.__dict__})
+                summaries.append({"round": r, "algo": algo, **asdict(s)})
     write_csv(out / "episodes.csv", [result for _, _, result in rows])
-    with (out / "summary.csv").open("w") as handle:
-        keys = list(summaries[0])
-        handle.write(",".join(keys) + "\n")
-        handle.writelines(",".join(str(s[k]) for k in keys) + "\n" for s in summaries)
+    write_csv(out / "summary.csv", summaries)
 
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
@@ -128,7 +127,7 @@ def q_trajectory_plots(experiment, task: str, plt) -> dict:
     """For one success and one failure among the last round's deployment bags: the final
     ALOE critic's pessimistic Q along the 50 Hz episode with the ensemble band, operator
     control shaded."""
-    from aloe.bag_dataset import bag_metadata, read_episode
+    from aloe.bag_dataset import bag_metadata
     from aloe.learning.data import DataError
     from aloe.recording import aloe_typestore
     from aloe.replay import q_trajectory
@@ -145,19 +144,18 @@ def q_trajectory_plots(experiment, task: str, plt) -> dict:
             chosen[outcome] = bag
     store, written = aloe_typestore(), {}
     for outcome, bag in chosen.items():
-        values, _ = q_trajectory(bag, critic, store, every=10)
-        episode = read_episode(bag, store)
+        values, _, episode = q_trajectory(bag, critic, store, every=10)
         steps = np.array([step for step, _, _ in values])
         members = np.array([q["members"] for _, _, q in values])
         figure, axes = plt.subplots(figsize=(6, 3))
-        seconds = steps * 0.02
+        seconds = steps * CONTROL_DT
         axes.fill_between(seconds, members.min(1), members.max(1), alpha=0.3, label="ensemble range")
         axes.plot(seconds, [q["pessimistic"] for _, _, q in values], label="pessimistic Q")
         operator = episode.operator
         starts = np.flatnonzero(np.diff(np.concatenate([[0], operator.astype(int)])) == 1)
         ends = np.flatnonzero(np.diff(np.concatenate([operator.astype(int), [0]])) == -1)
         for k, (start, end) in enumerate(zip(starts, ends)):
-            axes.axvspan(start * 0.02, (end + 1) * 0.02, color="orange", alpha=0.2, label="operator" if k == 0 else None)
+            axes.axvspan(start * CONTROL_DT, (end + 1) * CONTROL_DT, color="orange", alpha=0.2, label="operator" if k == 0 else None)
         axes.set(xlabel="episode time (s)", ylabel="Q", title=f"{task}: {bag.name} ({outcome})")
         axes.legend(fontsize=7)
         figure.tight_layout()
