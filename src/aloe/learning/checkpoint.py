@@ -24,7 +24,8 @@ from aloe.learning.config import ConfigError, LearningError, TrainConfig, from_d
 from aloe.learning.data import Normalizer
 from aloe.learning.networks import CriticEnsemble, FlowActor, ObservationEncoder, ValueNet
 
-FORMAT = "aloe-checkpoint-1"
+# 2: the actor predicts the clean chunk; a format-1 actor (velocity) would load and act wrongly.
+FORMAT = "aloe-checkpoint-2"
 
 
 class CheckpointError(LearningError):
@@ -113,7 +114,10 @@ def load_checkpoint(path, device: Optional[str] = None) -> Checkpoint:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"checkpoint {path} is truncated or not a safetensors file ({str(error).splitlines()[0]})") from None
-    if metadata.get("format") != FORMAT:
+    found = metadata.get("format")
+    if isinstance(found, str) and found.startswith("aloe-checkpoint-") and found != FORMAT:
+        raise CheckpointError(f"checkpoint {path} was written by another aloe version ({found}, this one reads {FORMAT}): train it again")
+    if found != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not an aloe checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})")
     if weights_digest(state) != metadata.get("weights_sha256"):
         raise CheckpointError(f"checkpoint {path} is corrupt: its weights do not match their recorded SHA-256")

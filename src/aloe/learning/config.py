@@ -56,6 +56,9 @@ class TrainConfig:
     critic: CriticConfig = field(default_factory=CriticConfig)
     improve: ImprovementConfig = field(default_factory=ImprovementConfig)
     pretrain_steps: int = 2000  # BC of encoder and actor, when no initial checkpoint is given
+    # (noise, t) draws per encoded observation in BC: encoding the images is what costs, so a
+    # batch of 64 is 16 observations x 4 draws (4x faster per step, same loss per step).
+    pretrain_noise_draws: int = 4
     critic_steps: int = 2000  # policy evaluation (aloe's critic, mc's value)
     improve_steps: int = 1000  # advantage-weighted flow matching on frozen features
     batch_size: int = 64
@@ -107,5 +110,7 @@ def validate(config, where: str = "config") -> None:
             raise ConfigError(f"{where}.critic.pessimism must be 'min' or 'mean_std', got '{config.critic.pessimism}'")
         if config.improve.beta <= 0:
             raise ConfigError(f"{where}.improve.beta must be positive, got {config.improve.beta}")
+        if config.pretrain_noise_draws < 1:
+            raise ConfigError(f"{where}.pretrain_noise_draws must be at least 1, got {config.pretrain_noise_draws}")
         if config.model.horizon < 1 or config.data.stride < 1:
             raise ConfigError(f"{where}: horizon and stride must be at least 1")

@@ -94,12 +94,18 @@ class ResidualBlock(nn.Module):
 
 
 class FlowActor(nn.Module):
-    """Velocity field v(x_t, t | features) over whole action chunks (rectified flow).
+    """A rectified flow over whole action chunks, with the network predicting the clean chunk.
 
-    x_0 is Gaussian noise, x_1 the (normalised) action chunk, x_t = (1 - t) x_0 + t x_1,
-    and the network regresses the straight-line velocity x_1 - x_0. Sampling integrates
-    the field from noise with `flow_steps` Euler steps.
+    x_0 is Gaussian noise, x_1 the (normalised) action chunk, x_t = (1 - t) x_0 + t x_1.
+    The network outputs x_1's estimate ("x-prediction"); the velocity that sampling
+    integrates with `flow_steps` Euler steps follows from it, v = (x_1_hat - x_t) / (1 - t).
+    Why not regress the velocity x_1 - x_0 directly: near t = 0 that target is mostly the
+    noise, 700 dimensions of it (50 steps x 14 joints) that would have to pass through a
+    512-wide network. The clean chunk is smooth and low-dimensional; predicting it took the
+    left arm's error on held-out demonstrations from 0.17 to 0.09 rad (docs/results.md).
     """
+
+    min_remaining_time = 0.05  # bounds 1 / (1 - t) at the last steps of the flow
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -112,22 +118,29 @@ class FlowActor(nn.Module):
         self.blocks = nn.ModuleList(ResidualBlock(width, width) for _ in range(config.actor_blocks))
         self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, chunk))
 
-    def velocity(self, features, x_t, t):
+    def denoise(self, features, x_t, t):
+        """The network's estimate of the clean chunk x_1 from x_t at flow time t."""
         condition = self.condition(torch.cat([features, time_embedding(t)], dim=-1))
         h = self.inp(x_t.flatten(1))
         for block in self.blocks:
             h = block(h, condition)
         return self.out(h).view_as(x_t)
 
+    def velocity(self, features, x_t, t):
+        remaining = (1 - t).clamp(min=self.min_remaining_time)[:, None, None]
+        return (self.denoise(features, x_t, t) - x_t) / remaining
+
     def forward(self, features, actions, mask):
-        """Per-sample flow-matching loss (B,), averaged over the valid steps of each chunk.
+        """Per-sample flow-matching loss (B,) in x-prediction form: the squared error of the
+        clean chunk, averaged over the valid steps of each chunk. It is the velocity loss
+        weighted by (1 - t)^2, which keeps the last, nearly noise-free steps from dominating.
 
         This is `forward` so that DistributedDataParallel sees the call it synchronises.
         """
         noise = torch.randn_like(actions)
         t = torch.rand(actions.shape[0], device=actions.device)
         x_t = (1 - t[:, None, None]) * noise + t[:, None, None] * actions
-        error = (self.velocity(features, x_t, t) - (actions - noise)).pow(2).mean(-1)
+        error = (self.denoise(features, x_t, t) - actions).pow(2).mean(-1)
         mask = mask.float()
         return (error * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
 

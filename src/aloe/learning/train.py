@@ -126,8 +126,10 @@ class BehaviourCloning(nn.Module):
         super().__init__()
         self.encoder, self.actor = encoder, actor
 
-    def forward(self, joints, images, language, actions, mask):
-        return self.actor(self.encoder(joints, images, language), actions, mask)
+    def forward(self, joints, images, language, actions, mask, draws: int = 1):
+        """Flow-matching loss with `draws` (noise, t) pairs per encoded observation."""
+        features = self.encoder(joints, images, language).repeat_interleave(draws, 0)
+        return self.actor(features, actions.repeat_interleave(draws, 0), mask.repeat_interleave(draws, 0))
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -249,9 +251,10 @@ def _pretrain(model, observations, obs, actions, mask, config, runtime, batches,
     bc = BehaviourCloning(model.encoder, model.actor).train()
     forward = runtime.wrap(bc)
     optimizer = torch.optim.Adam(bc.parameters(), lr=config.lr)
+    draws = config.pretrain_noise_draws
     for step in range(config.pretrain_steps):
-        index = torch.randint(len(obs), (config.batch_size,), generator=batches).to(runtime.device)
-        loss = forward(*observations.rows(obs[index]), actions[index], mask[index]).mean()
+        index = torch.randint(len(obs), (max(config.batch_size // draws, 1),), generator=batches).to(runtime.device)
+        loss = forward(*observations.rows(obs[index]), actions[index], mask[index], draws).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
