@@ -138,3 +138,21 @@ def test_bad_disturbance_specs_say_what_is_valid():
         parse_disturbances("wind:0.5")
     with pytest.raises(DisturbanceError, match="strength in \\[0, 1\\], got 2"):
         parse_disturbances("push:2")
+
+
+def test_a_waiting_operator_repeats_its_command_and_then_goes_on_from_there():
+    """While the sim node waits for the command stream after a reset, the scripted operator
+    must not plan on: its targets would run away from an arm that is not following."""
+    from aloe.sim.session import SimSession
+
+    session = SimSession(image_size=(48, 64), camera_rate_hz=0)
+    try:
+        session.reset("insertion", 2)
+        session.begin_episode()
+        waiting = [session.tick(None, operator_waits=True).operator_command for _ in range(50)]
+        assert all(np.array_equal(command, waiting[0]) for command in waiting)
+        assert np.max(np.abs(waiting[0] - session.robot.joint_positions())) < 0.05
+        acting = [session.tick(None).operator_command for _ in range(50)]
+        assert np.max(np.abs(acting[-1] - waiting[0])) > 0.05  # it plans again once released
+    finally:
+        session.close()

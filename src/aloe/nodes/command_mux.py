@@ -12,7 +12,7 @@ from std_srvs.srv import Trigger
 
 from aloe.command_arbiter import (ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, SOURCE_NAMES, Command, CommandArbiter,
                                    JointLimits)
-from aloe.nodes.entry import NodeConfigError, declare_checked, run
+from aloe.nodes.entry import NodeConfigError, declare_checked, publish_sample, run
 from aloe.topics import topic
 
 PARAMETERS = {
@@ -114,7 +114,7 @@ class CommandMux(Node):
             positions=c.positions.tolist(), source=c.source, policy_version=c.policy_version, chunk_id=c.chunk_id, step=c.step
         )
         msg.header.stamp = self.get_clock().now().to_msg()
-        self.output.publish(msg)
+        publish_sample(self, self.output, msg)
         self.published_since_tick = True
 
 

@@ -19,7 +19,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 
 from aloe.images import rgb8_fields
-from aloe.nodes.entry import NodeConfigError, declare_checked, run
+from aloe.nodes.entry import NodeConfigError, declare_checked, publish_sample, run
 from aloe.sim.disturbances import DisturbanceError
 from aloe.sim.env import CONTROL_DT, SimError
 from aloe.sim.scene import JOINT_NAMES
@@ -84,7 +84,10 @@ class SimRobotNode(Node):
         if self.resyncing:
             # After a reset the robot stands elsewhere: commands still in flight were meant
             # for the old pose and would whip the arm there. Wait until the command stream
-            # starts from the new pose (the mux holds it once it sees the jump).
+            # starts from the new pose (the mux holds it once it sees the jump). The
+            # scripted operator waits meanwhile: running ahead on the sim clock, it would
+            # leave the arm's pose before its first command arrived, and the arm would
+            # stand for the whole episode (seen at real_time_factor 0).
             if command.shape != self.session.robot.last_command.shape or np.max(np.abs(command - self.session.robot.joint_positions())) > 0.3:
                 return
             self.resyncing = False
@@ -113,33 +116,33 @@ class SimRobotNode(Node):
         return response
 
     def tick(self) -> None:
-        tick = self.session.tick(self.command)
+        tick = self.session.tick(self.command, operator_waits=self.resyncing)
         if not tick.report.accepted:
             self.get_logger().warning(f"rejected command: {tick.report.reason}; holding", throttle_duration_sec=1.0)
         elif tick.report.clipped:
             clipped = self.session.robot.clipped_commands
             self.get_logger().warning(f"command outside the joint limits: clipped ({clipped} this episode)", throttle_duration_sec=1.0)
         stamp = Time(nanoseconds=round(tick.time * 1e9)).to_msg()
-        self.clock.publish(Clock(clock=stamp))
+        publish_sample(self, self.clock, Clock(clock=stamp))
         state = JointState(name=list(JOINT_NAMES), position=tick.positions.tolist(), velocity=tick.velocities.tolist())
         state.header.stamp = stamp
-        self.joint_states.publish(state)
+        publish_sample(self, self.joint_states, state)
         if tick.operator_command is not None:
             msg = JointCommand(positions=tick.operator_command.tolist(), source=JointCommand.SOURCE_OPERATOR)
             msg.header.stamp = stamp
-            self.operator.publish(msg)
+            publish_sample(self, self.operator, msg)
         elif self.operator_driving:
             # The episode is over for the scripted operator: hand back (the mux keeps a
             # silent operator in control, holding, until it does).
             msg = JointCommand(source=JointCommand.SOURCE_HOLD)
             msg.header.stamp = stamp
-            self.operator.publish(msg)
+            publish_sample(self, self.operator, msg)
         self.operator_driving = tick.operator_command is not None
         if tick.images is not None:
             for camera, pixels in tick.images.items():
                 image = Image(**rgb8_fields(pixels))
                 image.header.stamp, image.header.frame_id = stamp, camera
-                self.cameras[camera].publish(image)
+                publish_sample(self, self.cameras[camera], image)
         if tick.outcome is not None:
             kind, reason = tick.outcome
             outcome = EpisodeEvent.SUCCESS if kind == "success" else EpisodeEvent.FAILURE

@@ -338,6 +338,12 @@ class Operator:
         """The next (arm index, skill) given the state now, or None when the task is done."""
         raise NotImplementedError
 
+    def hold(self) -> np.ndarray:
+        """The command it last gave, without deciding anything: while the robot is not
+        following (it waits for the command stream after a reset), planning on would run
+        the operator's own targets away from an arm that stands still."""
+        return np.concatenate([arm.command() for arm in self.arms])
+
     def act(self) -> np.ndarray:
         if self.skill is None:
             planned = self.plan()

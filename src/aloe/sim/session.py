@@ -77,8 +77,9 @@ class SimSession:
     def end_episode(self) -> None:
         self.episode_active = False
 
-    def tick(self, command) -> Tick:
-        """One control step with `command` (None: hold the last accepted one)."""
+    def tick(self, command, operator_waits: bool = False) -> Tick:
+        """One control step with `command` (None: hold the last accepted one). With
+        `operator_waits` the scripted operator repeats its last command instead of acting."""
         report = self.robot.step(self.robot.last_command if command is None else command)
         self.steps += 1
         self.clock += CONTROL_DT
@@ -89,7 +90,9 @@ class SimSession:
                 self.take_over()
         # The operator works episodes only; between them the mux's watchdog holds the robot.
         driving = self.operator is not None and self.episode_active and self.operator_driving
-        operator_command = self.operator.act() if driving else None
+        operator_command = None
+        if driving:
+            operator_command = self.operator.hold() if operator_waits else self.operator.act()
         outcome = None
         if self.episode_active and not self.reported:
             status = self.robot.status()
