@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from aloe.cli import main, split_conditions
-from aloe.evaluation import (EvaluationError, calibration, evaluate, parse_condition, ranks, read_episode_results, spearman,
-                             summarize, wilson_interval)
+from aloe.evaluation import (EpisodeResult, EvaluationError, calibration, evaluate, parse_condition, ranks, read_episode_results,
+                             spearman, stage_rates, summarize, wilson_interval)
 
 
 def test_wilson_interval_matches_the_textbook_values():
@@ -32,6 +32,14 @@ def test_calibration_bins_pair_mean_q_with_mean_return():
     q = np.arange(10, dtype=float)
     bins = calibration(q, 2 * q, bins=2)
     assert bins == [(2.0, 4.0, 5), (7.0, 14.0, 5)]
+
+
+def test_stage_rates_count_each_stage_over_the_episodes():
+    def episode(stages):
+        return EpisodeResult("v", "drawer", "train", 0, stages == "opened+placed+closed", 40.0, 0.0, math.nan, math.nan, math.nan, stages)
+
+    group = [episode("opened+placed+closed"), episode("opened"), episode(""), episode("opened+placed")]
+    assert stage_rates(group) == "opened 0.75, placed 0.50, closed 0.25"
 
 
 def test_conditions_parse_and_refuse_with_a_message():
@@ -67,8 +75,11 @@ def test_seeded_rollouts_reproduce_and_summaries_count_them(checkpoint, tmp_path
     assert main(["evaluate", str(checkpoint), "--task", "insertion", "--episodes", "2", "--conditions", "train", "--workers", "1",
                  "--out", str(tmp_path)]) == 0
     written = read_episode_results(tmp_path / "episodes.csv")
-    assert [(r.seed, r.success, r.q_start) for r in written] == \
-           [(r.seed, r.success, pytest.approx(r.q_start)) for r in first if r.condition == "train"]
+    assert [(r.seed, r.success, r.q_start, r.stages_reached) for r in written] == \
+           [(r.seed, r.success, pytest.approx(r.q_start), r.stages_reached) for r in first if r.condition == "train"]
+    # A success reached every stage; the stages recorded are the task's, in its order.
+    assert all(r.stages_reached == "grasped+inserted" for r in first if r.success)
+    assert all(r.stages_reached in ("", "grasped", "inserted", "grasped+inserted") for r in first)
 
 
 def test_evaluate_refuses_a_missing_checkpoint_with_one_line(tmp_path, capsys):

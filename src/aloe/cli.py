@@ -162,11 +162,11 @@ def evaluate_checkpoints(args) -> int:
 
         results += evaluate(checkpoint, tasks, conditions, seeds, workers=args.workers, progress=progress)
     summaries = summarize(results)
-    print(f"{'checkpoint':<34} {'task':<10} {'condition':<24} {'success (95 % CI)':<22} {'per min':>8} {'Q start':>8} {'return':>8} {'rank r':>7}")
+    print(f"{'checkpoint':<34} {'task':<10} {'condition':<24} {'success (95 % CI)':<22} {'per min':>8} {'Q start':>8} {'return':>8} {'rank r':>7}  stages reached")
     for s in summaries:
         print(f"{s.checkpoint:<34} {s.task:<10} {s.condition:<24} {s.successes:>3}/{s.episodes:<3} "
               f"[{s.success_low:4.0%}, {s.success_high:4.0%}]  {s.throughput:8.2f} {s.q_start_mean:8.3f} {s.return_mean:8.3f} "
-              f"{s.q_return_spearman:7.2f}")
+              f"{s.q_return_spearman:7.2f}  {s.stage_rates}")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         write_csv(args.out / "episodes.csv", results)

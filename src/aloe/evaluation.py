@@ -69,6 +69,9 @@ class EpisodeResult:
     q_start: float  # pessimistic Q of the first chunk (nan without a critic)
     q_start_mean: float
     q_start_std: float
+    # The task's stages reached at some step, in order, "+"-joined ("grasped"): partial
+    # progress that tells policies apart while whole successes are rare.
+    stages_reached: str = ""
 
 
 @dataclass
@@ -94,6 +97,8 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
     mux = CommandArbiter(JointLimits(ARM_LOWER * 2, ARM_UPPER * 2, ARM_MAX_VELOCITY * 2), timeout_s=0.2)
     generator = torch.Generator().manual_seed(seed)  # the flow's noise: the episode is reproducible
     q_start, chunk_id, steps, outcome = None, 0, 0, None
+    stage_names = session.robot.task.stage_names
+    reached = set()
     while outcome is None:
         now = steps * CONTROL_DT
         measured = session.robot.joint_positions()
@@ -114,6 +119,7 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
         if command is not None:
             mux.offer(Command(command.positions, POLICY), now)
         outcome = session.tick(mux.decide(now, CONTROL_DT).command.positions).outcome
+        reached.update(name for name, done in session.robot.status().stages if done)
         steps += 1
     session.end_episode()
     success = outcome[0] == "success"
@@ -126,6 +132,7 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
     return EpisodeResult(
         policy.version, task, condition.name, seed, success, steps * CONTROL_DT, measured,
         q_start["pessimistic"] if q_start else nan, q_start["mean"] if q_start else nan, q_start["std"] if q_start else nan,
+        "+".join(name for name in stage_names if name in reached),
     )
 
 
@@ -187,6 +194,16 @@ class Summary:
     return_mean: float
     q_return_spearman: float
     q_return_bias: float  # mean(Q at start - measured return): > 0 is optimistic
+    stage_rates: str  # "grasped 0.12, inserted 0.00": fraction of episodes reaching each stage
+
+
+def stage_rates(group: list) -> str:
+    """Fraction of the episodes that reached each stage of their task, in the task's order."""
+    from aloe.sim.tasks import TASKS
+
+    names = TASKS[group[0].task].stage_names
+    reached = [set(filter(None, r.stages_reached.split("+"))) for r in group]
+    return ", ".join(f"{name} {sum(name in r for r in reached) / len(group):.2f}" for name in names)
 
 
 def summarize(results: list) -> list:
@@ -205,6 +222,7 @@ def summarize(results: list) -> list:
             successes / (sum(r.sim_seconds for r in group) / 60.0),
             float(q.mean()) if has_q else float("nan"), float(returns.mean()),
             spearman(q, returns) if has_q else float("nan"), float((q - returns).mean()) if has_q else float("nan"),
+            stage_rates(group),
         ))
     return summaries
 
@@ -275,4 +293,4 @@ def read_episode_results(path: Path) -> list:
         rows = list(csv.DictReader(handle))
     return [EpisodeResult(r["checkpoint"], r["task"], r["condition"], int(r["seed"]), r["success"] == "True",
                           float(r["sim_seconds"]), float(r["measured_return"]), float(r["q_start"]),
-                          float(r["q_start_mean"]), float(r["q_start_std"])) for r in rows]
+                          float(r["q_start_mean"]), float(r["q_start_std"]), r.get("stages_reached", "")) for r in rows]

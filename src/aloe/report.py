@@ -60,12 +60,13 @@ def write_report(experiment) -> Path:
     for task in config.tasks:
         lines += [f"## {task}", "", f"Round {last}, {config.evaluation.episodes} episodes per condition; success with its 95 % "
                   "(Wilson) interval, throughput in successes per minute of simulated time, and the critic's pessimistic Q "
-                  "at the episode start against the measured return (rank correlation).", "",
-                  "| algorithm | condition | success | 95 % interval | successes/min | Q start | return | rank r |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "at the episode start against the measured return (rank correlation); stages: the fraction "
+                  "of episodes that reached each stage of the task.", "",
+                  "| algorithm | condition | success | 95 % interval | successes/min | stages | Q start | return | rank r |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for s in (s for s in summaries if s["task"] == task and s["round"] == last):
             lines.append(f"| {s['algo']} | {s['condition']} | {s['successes']}/{s['episodes']} | "
-                         f"{s['success_low']:.0%}–{s['success_high']:.0%} | {s['throughput']:.2f} | {s['q_start_mean']:.3f} | "
+                         f"{s['success_low']:.0%}–{s['success_high']:.0%} | {s['throughput']:.2f} | {s['stage_rates']} | {s['q_start_mean']:.3f} | "
                          f"{s['return_mean']:.3f} | {s['q_return_spearman']:.2f} |")
         lines.append("")
 
