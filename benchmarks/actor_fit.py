@@ -1,7 +1,7 @@
 """How well the actor fits demonstrations it has not seen: `python benchmarks/actor_fit.py BAGS...`
 
-Behaviour-clones encoder and actor on all but the last `--held-out` episodes of the bags,
-exactly as `aloe train` pre-trains, and every `--every` steps prints the flow-matching loss
+Behaviour-clones encoder and actor on all but the last `--held-out` episodes of the bags
+with `aloe train`'s own pre-training loop, and every `--every` steps prints the flow-matching loss
 and the mean absolute error (rad) between the chunk the actor samples (fixed noise) and the
 demonstrated one, over the first `--executed` steps of each chunk (the part the robot runs
 before replanning) and the joints of one arm, on held-out and on training episodes.
@@ -20,7 +20,7 @@ from aloe.bag_dataset import load_bags
 from aloe.learning.checkpoint import VLAModel
 from aloe.learning.config import TrainConfig
 from aloe.learning.data import Normalizer, chunk_transitions
-from aloe.learning.train import BehaviourCloning, build_observations
+from aloe.learning.train import Runtime, _pretrain, build_observations
 from aloe.recording import aloe_typestore
 
 
@@ -66,23 +66,24 @@ def main() -> None:
     mask, obs = torch.tensor(transitions.mask), torch.as_tensor(transitions.obs)
 
     model = VLAModel(config)
-    bc = BehaviourCloning(model.encoder, model.actor).train()
-    optimizer = torch.optim.Adam(bc.parameters(), lr=config.lr)
-    draws, joints = config.pretrain_noise_draws, slice(0, 7) if args.arm == "left" else slice(7, 14)
+    joints = slice(0, 7) if args.arm == "left" else slice(7, 14)
     print(f"{len(train)} training and {len(held_out)} held-out episodes, {len(transitions)} chunks", flush=True)
     losses, started = [], time.monotonic()
-    for step in range(1, args.steps + 1):
-        index = torch.randint(len(obs), (config.batch_size // draws,))
-        loss = bc(*observations.rows(obs[index]), actions[index], mask[index], draws).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        if step % args.every == 0 or step == args.steps:
-            figures = {name: chunk_error(model, o, t, normalizer, args.executed, joints) for name, (t, o) in data.items()}
-            print(json.dumps({"step": step, "loss": round(float(np.mean(losses[-args.every:])), 4),
-                              "held_out_error_rad": round(figures["held_out"], 4), "train_error_rad": round(figures["train"], 4),
-                              "seconds": round(time.monotonic() - started)}), flush=True)
+
+    class Figures:
+        """The pre-training loop's logger: every `--every` steps, the chunk errors."""
+
+        def step(self, local_step: int, scalars: dict) -> None:
+            losses.append(scalars["pretrain/fm_loss"])
+            step = local_step + 1
+            if step % args.every == 0 or step == args.steps:
+                figures = {name: chunk_error(model, o, t, normalizer, args.executed, joints) for name, (t, o) in data.items()}
+                print(json.dumps({"step": step, "loss": round(float(np.mean(losses[-args.every:])), 4),
+                                  "held_out_error_rad": round(figures["held_out"], 4), "train_error_rad": round(figures["train"], 4),
+                                  "seconds": round(time.monotonic() - started)}), flush=True)
+
+    config.pretrain_steps = args.steps
+    _pretrain(model, observations, obs, actions, mask, config, Runtime(torch.device("cpu")), torch.Generator().manual_seed(0), Figures())
 
 
 if __name__ == "__main__":

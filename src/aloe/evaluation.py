@@ -26,7 +26,7 @@ import numpy as np
 from aloe.chunking import Chunk, ChunkExecutor
 from aloe.command_arbiter import ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, POLICY, Command, CommandArbiter, JointLimits
 from aloe.sim.env import CONTROL_DT
-from aloe.sim.tasks import VARIANTS
+from aloe.sim.tasks import TASKS, VARIANTS
 from aloe.topics import CAMERAS
 
 
@@ -118,8 +118,9 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
         command = executor.tick()
         if command is not None:
             mux.offer(Command(command.positions, POLICY), now)
-        outcome = session.tick(mux.decide(now, CONTROL_DT).command.positions).outcome
-        reached.update(name for name, done in session.robot.status().stages if done)
+        tick = session.tick(mux.decide(now, CONTROL_DT).command.positions)
+        outcome = tick.outcome
+        reached.update(tick.stages_done)
         steps += 1
     session.end_episode()
     success = outcome[0] == "success"
@@ -199,8 +200,6 @@ class Summary:
 
 def stage_rates(group: list) -> str:
     """Fraction of the episodes that reached each stage of their task, in the task's order."""
-    from aloe.sim.tasks import TASKS
-
     names = TASKS[group[0].task].stage_names
     reached = [set(filter(None, r.stages_reached.split("+"))) for r in group]
     return ", ".join(f"{name} {sum(name in r for r in reached) / len(group):.2f}" for name in names)

@@ -3,6 +3,7 @@ import sys
 import time
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
@@ -43,20 +44,18 @@ def run(node_class) -> int:
     return 0
 
 
-def publish_sample(node: Node, publisher, msg) -> bool:
+def publish_sample(node: Node, publisher, msg) -> None:
     """Publish one sample of a stream. When a reliable reader falls far behind, Fast DDS
     refuses the write once its resource limits are hit (rmw "cannot publish data") instead
     of blocking on; one stream sample is then lost, with a throttled warning, rather than
     the node (seen on the sim running as fast as it can, 77 episodes in)."""
     try:
         publisher.publish(msg)
-        return True
-    except RuntimeError as error:  # rclpy's RCLError
+    except RCLError as error:
         if not rclpy.ok():
             raise
         reason = str(error).splitlines()[0].split(", at ")[0]
         node.get_logger().warning(f"{publisher.topic_name}: a sample was lost ({reason})", throttle_duration_sec=1.0)
-        return False
 
 
 def _shut_down_within(seconds: float) -> bool:

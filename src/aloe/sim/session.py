@@ -23,6 +23,7 @@ class Tick:
     images: Optional[dict]  # camera name -> HxWx3 uint8, on camera ticks only
     operator_command: Optional[np.ndarray]  # the scripted operator's next command, during episodes
     outcome: Optional[tuple]  # ("success" | "failure", reason), once per episode
+    stages_done: tuple = ()  # names of the task's stages done now, while an episode is judged
 
 
 OPERATOR_MODES = ("demonstrate", "takeover")
@@ -93,15 +94,17 @@ class SimSession:
         operator_command = None
         if driving:
             operator_command = self.operator.hold() if operator_waits else self.operator.act()
-        outcome = None
+        outcome, stages_done = None, ()
         if self.episode_active and not self.reported:
             status = self.robot.status()
+            stages_done = tuple(name for name, done in status.stages if done)
             if status.success:
                 outcome = ("success", "task detector: " + ", ".join(name for name, _ in status.stages) + " done")
             elif status.failure:
                 outcome = ("failure", f"task detector: {status.failure}")
             self.reported = outcome is not None
-        return Tick(self.clock, self.robot.joint_positions(), self.robot.joint_velocities(), report, images, operator_command, outcome)
+        return Tick(self.clock, self.robot.joint_positions(), self.robot.joint_velocities(), report, images, operator_command, outcome,
+                    stages_done)
 
     def close(self) -> None:
         self.robot.close()
