@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from aloe.learning.algorithm import (CriticData, action_level_advantages, advantage_weights, fit_actor, fit_critic,
-                                     sample_policy_actions)
+from aloe.learning.algorithm import (CriticData, action_level_advantages, advantage_weights, effective_sample_fraction,
+                                     fit_actor, fit_critic, sample_policy_actions)
 from aloe.learning.config import CriticConfig, DataConfig, ModelConfig
 from aloe.learning.data import Episode, chunk_transitions
 from aloe.learning.networks import CriticEnsemble, FlowActor
@@ -108,3 +108,20 @@ def test_weighted_likelihood_solves_kl_constrained_improvement_in_closed_form():
         expected /= expected.sum()
         learned = logits.softmax(0).detach().numpy()
         assert 0.5 * np.abs(learned - expected).sum() < 0.01, (beta, learned, expected)
+
+
+def test_normalised_weights_do_not_depend_on_the_scale_of_the_advantages():
+    advantage = torch.tensor([0.3, -0.1, 0.05, -0.4, 0.2])
+    weights = advantage_weights(advantage, beta=1.0, max_weight=20.0, normalize=True)
+    for scale in (0.01, 7.0):
+        assert torch.allclose(advantage_weights(scale * advantage, 1.0, 20.0, normalize=True), weights)
+    # the sign survives: a chunk better than the policy keeps a weight above 1
+    assert ((weights > 1) == (advantage > 0)).all()
+    # without normalising, a larger spread sharpens the weights
+    assert advantage_weights(7.0 * advantage, 1.0, 1e9).max() > advantage_weights(advantage, 1.0, 1e9).max() * 5
+
+
+def test_effective_sample_fraction_spans_one_chunk_to_all():
+    assert effective_sample_fraction(torch.ones(8)) == pytest.approx(1.0)
+    assert effective_sample_fraction(torch.tensor([1.0, 0, 0, 0])) == pytest.approx(0.25)
+    assert effective_sample_fraction(torch.tensor([1.0, 1.0, 0, 0])) == pytest.approx(0.5)

@@ -12,7 +12,8 @@ current actor pi:
    per next state) and the critic then trains on cached features at full speed.
 2. Advantages. V(s) = mean over M actions a_m ~ pi(s) of Qbar(s, a_m); A = Qbar(s, a) - V(s)
    for the chunk a in the data (policy and operator chunks alike).
-3. Improvement. Flow matching on every data chunk weighted by clip(exp(A / beta), w_max):
+3. Improvement. Flow matching on every data chunk weighted by clip(exp(A / beta), w_max),
+   A divided by its spread over the data first so that beta does not depend on its scale:
    the weighted maximum-likelihood form of the KL-constrained improvement
    pi* ∝ pi_ref * exp(A / beta). As beta grows the weights tend to 1: behaviour cloning.
 
@@ -126,9 +127,18 @@ def fit_value(value, features, returns, steps: int, batch_size: int, lr: float, 
             on_step(step, {"value/mc_loss": loss.item()})
 
 
-def advantage_weights(advantages, beta: float, max_weight: float):
-    """clip(exp(A / beta), max = max_weight), computed without overflow."""
+def advantage_weights(advantages, beta: float, max_weight: float, normalize: bool = False):
+    """clip(exp(A / beta), max = max_weight), computed without overflow; with `normalize`, A
+    is first divided by its standard deviation over the data (not centred: the sign of A,
+    better or worse than the policy, is kept)."""
+    if normalize and len(advantages) > 1:
+        advantages = advantages / advantages.std().clamp(min=1e-8)
     return torch.exp(torch.clamp(advantages / beta, max=math.log(max_weight)))
+
+
+def effective_sample_fraction(weights) -> float:
+    """(sum w)^2 / (N sum w^2): 1 when all weights are equal, 1/N when one chunk has them all."""
+    return (weights.sum() ** 2 / (len(weights) * weights.pow(2).sum())).item()
 
 
 def intervention_weights(intervention, config: ImprovementConfig):

@@ -298,8 +298,10 @@ def _weights(model, features, obs, transitions, actions, config, runtime, batche
         model.critic.eval()
         policy_actions = algorithm.sample_policy_actions(model.actor, start_features, config.improve.value_samples, shared)
         advantages = algorithm.action_level_advantages(model.critic, start_features, actions, policy_actions, config.critic)
-    weights = algorithm.advantage_weights(advantages, config.improve.beta, config.improve.max_weight)
+    improve = config.improve
+    weights = algorithm.advantage_weights(advantages, improve.beta, improve.max_weight, improve.normalize_advantages)
     log.scalar("improve/advantage_std", advantages.std().item())
+    log.scalar("improve/effective_sample_fraction", algorithm.effective_sample_fraction(weights))
     log.scalar("improve/weight_mean", weights.mean().item())
-    log.scalar("improve/weight_clipped_fraction", (weights >= config.improve.max_weight * 0.999).float().mean().item())
+    log.scalar("improve/weight_clipped_fraction", (weights >= improve.max_weight * 0.999).float().mean().item())
     return weights.cpu()
