@@ -30,6 +30,9 @@ def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys)
         assert (out / "plots" / f"insertion-{plot}.png").stat().st_size > 1000
     assert list((out / "plots").glob("insertion-q-trajectory-*.png"))
     assert yaml.safe_load((out / "versions.yaml").read_text())["torch"].startswith("2.13.0")
+    assert yaml.safe_load((out / "train-config.yaml").read_text()) == yaml.safe_load(Path("test/tiny_train.yaml").read_text())
+    # every step ran processes (the graph, a training): none held less than a Python process
+    assert min(state["peak_memory_mb"].values()) > 20
 
     # Interrupted during the last step: it starts afresh from there and nothing else runs.
     state["finished"].pop()
@@ -48,3 +51,10 @@ def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys)
                      .replace("../test/tiny_train.yaml", str(Path("test/tiny_train.yaml").resolve())))
     assert main(["experiment", "--config", str(other), "--out", str(out)]) == 2
     assert "another config" in capsys.readouterr().err
+
+    # The same experiment config naming training settings that changed since: refused too.
+    train = tmp_path / "train.yaml"
+    train.write_text(Path("test/tiny_train.yaml").read_text() + "seed: 7\n")
+    other.write_text(smoke.replace("../test/tiny_train.yaml", str(train)))
+    assert main(["experiment", "--config", str(other), "--out", str(out)]) == 2
+    assert "another training config" in capsys.readouterr().err

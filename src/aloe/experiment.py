@@ -16,7 +16,6 @@ output is cleared first).
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Optional
 import yaml
 
 from aloe.learning.config import ALGORITHMS, ConfigError, from_dict
+from aloe.process_memory import PeakTreeMemory
 from aloe.sim.tasks import TASKS
 
 
@@ -139,12 +139,11 @@ class Experiment:
             return []
         return json.loads(self.state_file.read_text())["finished"]
 
-    def mark_finished(self, name: str, seconds: float) -> None:
-        state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {"finished": [], "seconds": {}, "peak_rss_mb": {}}
+    def mark_finished(self, name: str, seconds: float, peak_memory: int) -> None:
+        state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {"finished": [], "seconds": {}, "peak_memory_mb": {}}
         state["finished"].append(name)
         state["seconds"][name] = round(seconds, 1)
-        # The largest resident set of any process the steps ran so far (ru_maxrss is in KiB).
-        state["peak_rss_mb"][name] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+        state["peak_memory_mb"][name] = round(peak_memory / 2**20)  # all the step's processes at once
         temporary = self.state_file.with_suffix(".partial")
         temporary.write_text(json.dumps(state, indent=1))
         os.replace(temporary, self.state_file)  # a crash leaves the old state or the new, never half
@@ -165,14 +164,14 @@ class Experiment:
             log = logs / f"{index:03d}-{step.name.replace(':', '').replace(' ', '-')}.log"
             self.say(f"[{index}/{len(steps)}] {step.name} ...")
             started = time.monotonic()
-            with log.open("w") as handle:
+            with log.open("w") as handle, PeakTreeMemory() as memory:
                 code = subprocess.run(step.command, stdout=handle, stderr=subprocess.STDOUT).returncode
             seconds = time.monotonic() - started
             if code != 0:
                 tail = "\n".join(log.read_text().splitlines()[-15:])
                 self.say(f"step '{step.name}' failed (exit {code}) after {seconds:.0f} s; its log {log} ends:\n{tail}")
                 return 1
-            self.mark_finished(step.name, seconds)
+            self.mark_finished(step.name, seconds, memory.peak)
             self.say(f"[{index}/{len(steps)}] {step.name}: done in {seconds:.0f} s")
         from aloe.report import write_report
 
@@ -181,15 +180,22 @@ class Experiment:
         return 0
 
     def write_provenance(self) -> None:
-        """The exact config and the versions of what ran (first run; kept on resume)."""
-        config_file = self.out / "config.yaml"
+        """The exact config, the training settings it names and the versions of what ran
+        (first run; a resumed run must have the same config and training settings)."""
+        config_file, train_file = self.out / "config.yaml", self.out / "train-config.yaml"
         config = json.loads(json.dumps(asdict(self.config)))  # tuples as lists, as YAML reads them back
+        train = yaml.safe_load(Path(self.config.train_config).read_text()) if self.config.train_config else {}
         if config_file.exists():
-            if yaml.safe_load(config_file.read_text()) != config:
+            anywhere = {"train_config": ""}  # the training settings count, not where their file lies
+            if {**yaml.safe_load(config_file.read_text()), **anywhere} != {**config, **anywhere}:
                 raise ConfigError(f"{self.out} holds an experiment with another config ({config_file}); "
+                                  "use a new --out or the same config to resume")
+            if (yaml.safe_load(train_file.read_text()) if train_file.exists() else {}) != train:
+                raise ConfigError(f"{self.out} holds an experiment with another training config ({train_file}); "
                                   "use a new --out or the same config to resume")
             return
         config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        train_file.write_text(yaml.safe_dump(train, sort_keys=False))
         from importlib.metadata import PackageNotFoundError, version
 
         versions = {"python": platform.python_version(), "machine": platform.platform(), "cpus": os.cpu_count()}

@@ -55,7 +55,7 @@ def write_report(experiment) -> Path:
     lines = ["# aloe experiment", "", f"Config: `config.yaml`; versions: `versions.yaml`; every number: `episodes.csv`, `summary.csv`.", ""]
     state = json.loads(experiment.state_file.read_text())
     lines += [f"Wall-clock time of the steps: {sum(state['seconds'].values()) / 60:.1f} min on {os.cpu_count()} CPU cores; "
-              f"peak memory: {max(state['peak_rss_mb'].values())} MB (the largest single process).", ""]
+              f"peak memory: {max(state['peak_memory_mb'].values())} MB (all processes of a step together).", ""]
     last = config.rounds
     for task in config.tasks:
         lines += [f"## {task}", "", f"Round {last}, {config.evaluation.episodes} episodes per condition; success with its 95 % "

@@ -1,0 +1,76 @@
+"""Peak memory of a process tree: what a long run (a graph of node processes, a training)
+holds at once, measured from /proc (Linux).
+
+The proportional set size (Pss) splits each shared page among the processes that map it,
+so the sum over the tree counts torch's and ROS's libraries once, not once per process,
+which the largest single process's RSS (getrusage) would understate and a sum of RSS
+would overstate.
+"""
+import os
+import threading
+from pathlib import Path
+
+
+def descendants(root: int) -> list:
+    """Pids of every process below `root` (children, grandchildren, ...)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        # "pid (command) state ppid ...": the command may hold spaces and parentheses
+        ppid = int(text[text.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, frontier = [], [root]
+    while frontier:
+        below = children.get(frontier.pop(), [])
+        found += below
+        frontier += below
+    return found
+
+
+def proportional_set_size(pid: int) -> int:
+    """Bytes of memory `pid` accounts for (0 once it has ended or cannot be read)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def tree_memory(root: int) -> int:
+    """Bytes held now by `root`'s descendants together (not `root` itself)."""
+    return sum(proportional_set_size(pid) for pid in descendants(root))
+
+
+class PeakTreeMemory:
+    """Samples the memory of this process's descendants every `interval` seconds while
+    active; `peak` is the largest total seen, in bytes.
+
+        with PeakTreeMemory() as memory:
+            subprocess.run(...)
+        memory.peak
+    """
+
+    def __init__(self, interval: float = 1.0):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while True:
+            self.peak = max(self.peak, tree_memory(os.getpid()))
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self._stop.set()
+        self._thread.join()
