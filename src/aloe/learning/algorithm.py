@@ -68,6 +68,13 @@ def polyak_update(target, online, tau: float) -> None:
             t.lerp_(o, tau)
 
 
+def average_weights(average, online, step: int, decay: float) -> None:
+    """Exponential moving average of `online`'s weights into `average`. The decay warms up
+    as (1 + step) / (10 + step), so the first steps' (or the initial checkpoint's) weights
+    do not linger in the average; decay 0 makes `average` a copy of `online`."""
+    polyak_update(average, online, 1.0 - min(decay, (1 + step) / (10 + step)))
+
+
 def fit_critic(critic, data: CriticData, config: CriticConfig, steps: int, batch_size: int,
                generator=None, forward=None, on_step=None):
     """Train `critic` in place by chunked TD; `forward` may be a DDP wrapper of it."""
@@ -155,20 +162,24 @@ def weighted_flow_matching(actor_forward, features, actions, mask, weights):
 
 
 def fit_actor(actor, features, actions, mask, weights, steps: int, batch_size: int, lr: float,
-              generator=None, forward=None, on_step=None):
+              generator=None, forward=None, on_step=None, ema_decay: float = 0.0):
     """Advantage-weighted (or plain, with unit weights) flow matching on fixed features.
 
     Weights are divided by their data mean so every algorithm trains at the same step size;
-    the optimum pi ∝ pi_ref * w does not change under that scaling.
+    the optimum pi ∝ pi_ref * w does not change under that scaling. With `ema_decay`, the
+    actor ends with the moving average of its weights instead of the last step's.
     """
     forward = forward or actor
     weights = weights / weights.mean()
     optimizer = torch.optim.Adam(actor.parameters(), lr=lr)
+    average = copy.deepcopy(actor).requires_grad_(False)
     for step in range(steps):
         index = torch.randint(len(actions), (batch_size,), generator=generator).to(actions.device)
         loss = weighted_flow_matching(forward, features[index], actions[index], mask[index], weights[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        average_weights(average, actor, step, ema_decay)
         if on_step is not None:
             on_step(step, {"actor/weighted_fm_loss": loss.item()})
+    actor.load_state_dict(average.state_dict())

@@ -66,6 +66,9 @@ class TrainConfig:
     improve_steps: int = 1000  # advantage-weighted flow matching on frozen features
     batch_size: int = 64
     lr: float = 3e-4
+    # The actor (and, in pre-training, the encoder) ends as the moving average of its weights
+    # over the run, as diffusion and flow policies are usually deployed; 0: the last step's.
+    ema_decay: float = 0.999
     seed: int = 0
 
 
@@ -113,6 +116,8 @@ def validate(config, where: str = "config") -> None:
             raise ConfigError(f"{where}.critic.pessimism must be 'min' or 'mean_std', got '{config.critic.pessimism}'")
         if config.improve.beta <= 0:
             raise ConfigError(f"{where}.improve.beta must be positive, got {config.improve.beta}")
+        if not 0 <= config.ema_decay < 1:
+            raise ConfigError(f"{where}.ema_decay must be in [0, 1), got {config.ema_decay}")
         if config.pretrain_noise_draws < 1:
             raise ConfigError(f"{where}.pretrain_noise_draws must be at least 1, got {config.pretrain_noise_draws}")
         if config.model.horizon < 1 or config.data.stride < 1:

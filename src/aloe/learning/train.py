@@ -12,6 +12,7 @@ Runs unchanged under `torchrun --nproc_per_node N`: every phase's trainable modu
 wrapped in DistributedDataParallel (gloo on CPU, nccl on GPU), each rank draws its own
 batches, and rank 0 alone writes the checkpoint, TensorBoard scalars and the progress bar.
 """
+import copy
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -226,7 +227,7 @@ def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_
         algorithm.fit_actor(
             model.actor, features[obs], actions, mask,
             weights.to(runtime.device), config.improve_steps, config.batch_size, config.lr,
-            generator=batches, forward=runtime.wrap(model.actor), on_step=log.step,
+            generator=batches, forward=runtime.wrap(model.actor), on_step=log.step, ema_decay=config.ema_decay,
         )
     finally:
         log.close()
@@ -252,13 +253,16 @@ def _pretrain(model, observations, obs, actions, mask, config, runtime, batches,
     forward = runtime.wrap(bc)
     optimizer = torch.optim.Adam(bc.parameters(), lr=config.lr)
     draws = config.pretrain_noise_draws
+    average = copy.deepcopy(bc).requires_grad_(False)
     for step in range(config.pretrain_steps):
         index = torch.randint(len(obs), (max(config.batch_size // draws, 1),), generator=batches).to(runtime.device)
         loss = forward(*observations.rows(obs[index]), actions[index], mask[index], draws).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        algorithm.average_weights(average, bc, step, config.ema_decay)
         log.step(step, {"pretrain/fm_loss": loss.item()})
+    bc.load_state_dict(average.state_dict())
 
 
 def _weights(model, features, obs, transitions, actions, config, runtime, batches, shared, log) -> torch.Tensor:
