@@ -45,7 +45,7 @@ class ImprovementConfig:
     # A is divided by its standard deviation over the data before exp(A / beta), so beta is
     # in units of that spread and means the same for any reward scale, critic and task.
     normalize_advantages: bool = True
-    beta: float = 1.0  # temperature of exp(A / beta); large beta turns into BC
+    beta: float = 0.5  # temperature of exp(A / beta); large beta turns into BC (chosen in docs/results.md)
     max_weight: float = 20.0
     value_samples: int = 8  # M actions from the actor to estimate V(s)
     intervention_weight: float = 5.0  # ibc: weight of chunks with operator steps
