@@ -63,8 +63,9 @@ def test_seeded_rollouts_reproduce_and_summaries_count_them(checkpoint, tmp_path
     conditions = [parse_condition("train"), parse_condition("train+noise:1.0")]
     first = evaluate(checkpoint, ["insertion"], conditions, [100000, 100001])
     again = evaluate(checkpoint, ["insertion"], conditions, [100000, 100001], workers=2)
-    assert [(r.condition, r.seed, r.success, r.sim_seconds, r.q_start) for r in first] == \
-           [(r.condition, r.seed, r.success, r.sim_seconds, r.q_start) for r in again]
+    assert [(r.condition, r.seed, r.success, r.sim_seconds) for r in first] == [(r.condition, r.seed, r.success, r.sim_seconds) for r in again]
+    # float32 sums may round differently with where a process's tensors happen to lie in memory
+    assert [r.q_start for r in first] == pytest.approx([r.q_start for r in again], rel=1e-5)
     assert all(0 < r.sim_seconds <= 60 and not math.isnan(r.q_start) for r in first)
     # Without success the measured return is 0; with one, gamma^(steps-1).
     assert all((r.measured_return > 0) == r.success for r in first)

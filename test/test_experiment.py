@@ -25,7 +25,7 @@ def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys)
     assert len(results) == 4 * 3 * 2  # algorithms x conditions x episodes
     assert {r.condition for r in results} == {"train", "unseen", "train+push:0.5"}
     report = (out / "report.md").read_text()
-    assert "| aloe | train |" in report and "| mc | train+push:0.5 |" in report
+    assert "| 1 | aloe | train |" in report and "| 1 | mc | train+push:0.5 |" in report and "Partial" not in report
     for plot in ("success-per-round", "robustness", "calibration"):
         assert (out / "plots" / f"insertion-{plot}.png").stat().st_size > 1000
     assert list((out / "plots").glob("insertion-q-trajectory-*.png"))
@@ -34,9 +34,17 @@ def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys)
     # every step ran processes (the graph, a training): none held less than a Python process
     assert min(state["peak_memory_mb"].values()) > 20
 
-    # Interrupted during the last step: it starts afresh from there and nothing else runs.
+    # Interrupted during the last step: the report covers what finished; resumed, the step
+    # starts afresh from there and nothing else runs.
     state["finished"].pop()
     (out / "state.json").write_text(json.dumps(state))
+    assert main(["experiment", "--config", "config/experiment-smoke.yaml", "--out", str(out), "--report"]) == 0
+    report = (out / "report.md").read_text()
+    assert "Partial: 10 of 11 steps finished.** Not run yet: insertion: round 1 mc evaluation." in report
+    assert "| 1 | bc | unseen |" in report and "| 1 | mc |" not in report
+    assert len(read_episode_results(out / "episodes.csv")) == 3 * 3 * 2
+    assert main(["experiment", "--config", "config/experiment-smoke.yaml", "--out", str(tmp_path / "none"), "--report"]) == 2
+    assert "no finished step" in capsys.readouterr().err
     stale = out / "insertion" / "evaluation" / "round1" / "mc" / "stale.csv"
     stale.write_text("left by the interrupted run")
     capsys.readouterr()

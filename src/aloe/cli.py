@@ -182,7 +182,11 @@ def run_experiment(args) -> int:
     if args.task:
         config.tasks = tuple(args.task)
     out = args.out or Path("runs") / f"experiment-{args.config.stem}"
-    return Experiment(config, out.resolve(), say=lambda line: print(f"[aloe experiment] {line}", flush=True)).run()
+    experiment = Experiment(config, out.resolve(), say=lambda line: print(f"[aloe experiment] {line}", flush=True))
+    if args.report:
+        print(f"[aloe experiment] report of the finished steps: {experiment.report()}")
+        return 0
+    return experiment.run()
 
 
 def play_bag(args) -> int:
@@ -284,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the protocol (default: config/experiment.yaml; config/experiment-smoke.yaml runs in minutes)")
     ex.add_argument("--task", action="append", choices=["insertion", "drawer", "sorting"], help="only this task (repeatable; default: the config's)")
     ex.add_argument("--out", type=Path, help="results folder (default: runs/experiment-<config name>); run again to resume")
+    ex.add_argument("--report", action="store_true", help="only write the report of the steps finished so far (while a run goes on, or after it stopped)")
     ex.set_defaults(handler=run_experiment)
     return parser
 

@@ -19,7 +19,6 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -74,19 +73,7 @@ class EpisodeResult:
     stages_reached: str = ""
 
 
-@dataclass
-class StepTrace:
-    """One executed chunk of a traced episode, for the Q-along-a-trajectory plot."""
-
-    step: int
-    pessimistic: float
-    mean: float
-    std: float
-    members: list
-
-
-def rollout(policy, session, task: str, seed: int, condition: Condition, replan_every: int = 25,
-            trace: Optional[list] = None) -> EpisodeResult:
+def rollout(policy, session, task: str, seed: int, condition: Condition, replan_every: int = 25) -> EpisodeResult:
     """One episode of `policy` in `session` (a SimSession without scripted operator) until
     the task's detector ends it (success, failure or its time limit)."""
     import torch
@@ -108,11 +95,8 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
             images = np.stack([rendered[camera] for camera in CAMERAS])
             joints = measured.astype(np.float32)
             actions = policy.act(joints, images, scene.instruction, generator)
-            if policy.has_critic:
-                q = policy.q_values(joints, images, scene.instruction, actions)
-                q_start = q if q_start is None else q_start
-                if trace is not None:
-                    trace.append(StepTrace(executor.step, q["pessimistic"], q["mean"], q["std"], list(q["members"])))
+            if policy.has_critic and q_start is None:  # the critic's estimate of the episode, before it runs
+                q_start = policy.q_values(joints, images, scene.instruction, actions)
             chunk_id += 1
             executor.add(Chunk(actions, chunk_id, policy.version, executor.step))
         command = executor.tick()

@@ -179,6 +179,15 @@ class Experiment:
         self.say(f"report: {report}")
         return 0
 
+    def report(self) -> Path:
+        """The report of the steps finished so far, running nothing (a long run may go on beside it)."""
+        from aloe.report import write_report
+
+        if not self.state_file.exists():
+            raise ConfigError(f"{self.out} holds no finished step of an experiment (no {self.state_file.name}); run it first")
+        self.write_provenance()  # refuses a folder of another config
+        return write_report(self)
+
     def write_provenance(self) -> None:
         """The exact config, the training settings it names and the versions of what ran
         (first run; a resumed run must have the same config and training settings)."""

@@ -1,6 +1,9 @@
 """The results folder of an experiment: every number as CSV, a markdown report with the
 tables, and PNG plots (success per round per algorithm, robustness curves, critic
-calibration, Q along recorded trajectories with the interventions shaded)."""
+calibration, Q along recorded trajectories with the interventions shaded).
+
+The report covers the steps finished so far: written at the end of a run, or by
+`aloe experiment --report` while a long one is still going or after it was stopped."""
 import json
 import os
 from dataclasses import asdict
@@ -13,14 +16,22 @@ from aloe.sim.env import CONTROL_DT
 
 
 def collect(experiment) -> list:
-    """(round, algo, EpisodeResult) for every evaluated episode."""
-    rows = []
+    """(round, algo, EpisodeResult) for every episode of the finished evaluations."""
+    rows, finished = [], set(experiment.finished())
     for task in experiment.config.tasks:
         for r in range(1, experiment.config.rounds + 1):
             for algo in experiment.config.algorithms:
-                path = experiment.evaluation_dir(task, r, algo) / "episodes.csv"
-                rows += [(r, algo, result) for result in read_episode_results(path)]
+                if f"{task}: round {r} {algo} evaluation" in finished:
+                    path = experiment.evaluation_dir(task, r, algo) / "episodes.csv"
+                    rows += [(r, algo, result) for result in read_episode_results(path)]
     return rows
+
+
+def newest_round(experiment, task: str, step: str):
+    """The last round whose `step` ("aloe training", "aloe evaluation") has finished, or None."""
+    finished = set(experiment.finished())
+    done = [r for r in range(1, experiment.config.rounds + 1) if f"{task}: round {r} {step}" in finished]
+    return max(done) if done else None
 
 
 def strength(condition: str, kind: str):
@@ -54,18 +65,24 @@ def write_report(experiment) -> Path:
     plots.mkdir(exist_ok=True)
     lines = ["# aloe experiment", "", f"Config: `config.yaml`; versions: `versions.yaml`; every number: `episodes.csv`, `summary.csv`.", ""]
     state = json.loads(experiment.state_file.read_text())
-    lines += [f"Wall-clock time of the steps: {sum(state['seconds'].values()) / 60:.1f} min on {os.cpu_count()} CPU cores; "
-              f"peak memory: {max(state['peak_memory_mb'].values())} MB (all processes of a step together).", ""]
-    last = config.rounds
+    finished = state["finished"]
+    steps = [step.name for step in experiment.steps()]
+    left = [name for name in steps if name not in finished]
+    if finished:
+        lines += [f"Wall-clock time of the {len(finished)} finished steps: {sum(state['seconds'][n] for n in finished) / 60:.1f} min "
+                  f"on {os.cpu_count()} CPU cores; peak memory: {max(state['peak_memory_mb'][n] for n in finished)} MB (all "
+                  "processes of a step together); per step: `state.json`.", ""]
+    if left:
+        lines += [f"**Partial: {len(steps) - len(left)} of {len(steps)} steps finished.** Not run yet: " + "; ".join(left) + ".", ""]
     for task in config.tasks:
-        lines += [f"## {task}", "", f"Round {last}, {config.evaluation.episodes} episodes per condition; success with its 95 % "
-                  "(Wilson) interval, throughput in successes per minute of simulated time, and the critic's pessimistic Q "
-                  "at the episode start against the measured return (rank correlation); stages: the fraction "
-                  "of episodes that reached each stage of the task.", "",
-                  "| algorithm | condition | success | 95 % interval | successes/min | stages | Q start | return | rank r |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for s in (s for s in summaries if s["task"] == task and s["round"] == last):
-            lines.append(f"| {s['algo']} | {s['condition']} | {s['successes']}/{s['episodes']} | "
+        lines += [f"## {task}", "", f"{config.evaluation.episodes} episodes per condition and checkpoint; success with its 95 % "
+                  "(Wilson) interval, throughput in successes per minute of simulated time, the fraction of episodes "
+                  "that reached each stage of the task, and the critic's pessimistic Q at the episode start against the "
+                  "measured return (rank correlation).", "",
+                  "| round | algorithm | condition | success | 95 % interval | successes/min | stages | Q start | return | rank r |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for s in (s for s in summaries if s["task"] == task):
+            lines.append(f"| {s['round']} | {s['algo']} | {s['condition']} | {s['successes']}/{s['episodes']} | "
                          f"{s['success_low']:.0%}–{s['success_high']:.0%} | {s['throughput']:.2f} | {s['stage_rates']} | {s['q_start_mean']:.3f} | "
                          f"{s['return_mean']:.3f} | {s['q_return_spearman']:.2f} |")
         lines.append("")
@@ -84,12 +101,13 @@ def write_report(experiment) -> Path:
         figure.savefig(plots / f"{task}-success-per-round.png", dpi=120)
         plt.close(figure)
 
-        # Robustness: success against disturbance strength, one curve per kind and algorithm.
+        # Robustness: success against disturbance strength, one curve per kind and algorithm,
+        # in the last round (the one evaluated under disturbances).
         figure, axes = plt.subplots(figsize=(5, 3.5))
         for kind in ("push", "noise", "drop", "displace"):
             for algo in config.algorithms:
                 points = sorted((strength(s["condition"], kind), s["success_rate"]) for s in summaries
-                                if s["task"] == task and s["algo"] == algo and s["round"] == last
+                                if s["task"] == task and s["algo"] == algo and s["round"] == config.rounds
                                 and strength(s["condition"], kind) is not None)
                 if len(points) > 1:
                     axes.plot(*zip(*points), marker="o", label=f"{algo} {kind}")
@@ -100,15 +118,16 @@ def write_report(experiment) -> Path:
         figure.savefig(plots / f"{task}-robustness.png", dpi=120)
         plt.close(figure)
 
-        # Calibration of ALOE's critic: Q at the start against the return measured after it.
+        # Calibration of ALOE's newest evaluated critic: Q at the start against the return measured after it.
         figure, axes = plt.subplots(figsize=(4, 4))
-        results = [result for rr, a, result in rows if rr == last and a == "aloe" and result.task == task]
+        calibrated = newest_round(experiment, task, "aloe evaluation")
+        results = [result for rr, a, result in rows if rr == calibrated and a == "aloe" and result.task == task]
         if results:
             bins = calibration([r.q_start for r in results], [r.measured_return for r in results])
             axes.plot([b[0] for b in bins], [b[1] for b in bins], marker="o", label="ALOE critic")
             low = min(min(b[0] for b in bins), min(b[1] for b in bins), 0.0)
             axes.plot([low, 1], [low, 1], color="grey", linestyle="--", label="calibrated")
-        axes.set(xlabel="pessimistic Q at episode start", ylabel="measured return", title=f"{task}: calibration")
+        axes.set(xlabel="pessimistic Q at episode start", ylabel="measured return", title=f"{task}: calibration" + (f", round {calibrated}" if calibrated else ""))
         axes.legend(fontsize=7)
         figure.tight_layout()
         figure.savefig(plots / f"{task}-calibration.png", dpi=120)
@@ -125,16 +144,19 @@ def write_report(experiment) -> Path:
 
 
 def q_trajectory_plots(experiment, task: str, plt) -> dict:
-    """For one success and one failure among the last round's deployment bags: the final
-    ALOE critic's pessimistic Q along the 50 Hz episode with the ensemble band, operator
-    control shaded."""
+    """For one success and one failure among the deployment bags of the newest round ALOE
+    trained on: that critic's pessimistic Q along the 50 Hz episode with the ensemble band,
+    operator control shaded."""
     from aloe.bag_dataset import bag_metadata
     from aloe.learning.data import DataError
     from aloe.recording import aloe_typestore
     from aloe.replay import q_trajectory
 
-    critic = experiment.checkpoint(task, experiment.config.rounds, "aloe")
-    folder = experiment.bag_folders(task, experiment.config.rounds)[-1]
+    round_ = newest_round(experiment, task, "aloe training")
+    if round_ is None:
+        return {}
+    critic = experiment.checkpoint(task, round_, "aloe")
+    folder = experiment.bag_folders(task, round_)[-1]
     chosen = {}
     for bag in sorted(p for p in folder.iterdir() if p.is_dir()):
         try:
@@ -157,7 +179,7 @@ def q_trajectory_plots(experiment, task: str, plt) -> dict:
         ends = np.flatnonzero(np.diff(np.concatenate([operator.astype(int), [0]])) == -1)
         for k, (start, end) in enumerate(zip(starts, ends)):
             axes.axvspan(start * CONTROL_DT, (end + 1) * CONTROL_DT, color="orange", alpha=0.2, label="operator" if k == 0 else None)
-        axes.set(xlabel="episode time (s)", ylabel="Q", title=f"{task}: {bag.name} ({outcome})")
+        axes.set(xlabel="episode time (s)", ylabel="Q", title=f"{task}: {bag.name} ({outcome}), round {round_} critic")
         axes.legend(fontsize=7)
         figure.tight_layout()
         path = experiment.out / "plots" / f"{task}-q-trajectory-{outcome}.png"
