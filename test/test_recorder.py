@@ -221,3 +221,20 @@ def test_aloe_record_writes_one_bag_per_episode_and_stops(ros_domain, tmp_path):
         assert len(topics["/rec_cli/joint_states"]) > 100 and len(topics["/rec_cli/command"]) > 100
         assert {c.source for c in topics["/rec_cli/command"]} >= {JointCommand.SOURCE_OPERATOR}
     assert "node 'episode_runner' finished its work" in result.stdout
+
+
+def test_aloe_record_stopped_before_its_episodes_fails(ros_domain, tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aloe.cli", "record", "--task", "insertion", "--episodes", "20", "--out", str(tmp_path / "bags"),
+         "--real-time-factor", "0", "--namespace", "rec_stop"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list((tmp_path / "bags").glob("*/metadata.yaml")):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # an operator's Ctrl-C after the first episode
+    stdout, stderr = process.communicate(timeout=60)
+    recorded = [p for p in (tmp_path / "bags").iterdir() if p.is_dir()]
+    assert 1 <= len(recorded) < 20, stdout[-2000:]
+    assert process.returncode == 1, stdout[-2000:] + stderr[-2000:]
+    assert f"stopped after {len(recorded)} of 20 episodes" in stderr

@@ -121,6 +121,12 @@ def record(args) -> int:
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())) or "none"
     print(f"[aloe record] {len(bags)} episode bag{'s' if len(bags) != 1 else ''} in {out}: {summary}")
+    expected = args.episodes * len(settings["/**/episode_runner"]["tasks"])
+    if code == 0 and len(bags) < expected:
+        # Stopped (Ctrl-C, SIGTERM) before the episodes asked for: not a finished recording,
+        # so that a script or `aloe experiment` does not take it for one.
+        print(f"[aloe record] stopped after {len(bags)} of {expected} episodes", file=sys.stderr)
+        return 1
     return code
 
 
