@@ -15,9 +15,9 @@ from aloe.evaluation import calibration, read_episode_results, summarize, write_
 from aloe.sim.env import CONTROL_DT
 
 
-def collect(experiment) -> list:
-    """(round, algo, EpisodeResult) for every episode of the finished evaluations."""
-    rows, finished = [], set(experiment.finished())
+def collect(experiment, finished: set) -> list:
+    """(round, algo, EpisodeResult) for every episode of the `finished` evaluations."""
+    rows = []
     for task in experiment.config.tasks:
         for r in range(1, experiment.config.rounds + 1):
             for algo in experiment.config.algorithms:
@@ -27,9 +27,8 @@ def collect(experiment) -> list:
     return rows
 
 
-def newest_round(experiment, task: str, step: str):
-    """The last round whose `step` ("aloe training", "aloe evaluation") has finished, or None."""
-    finished = set(experiment.finished())
+def newest_round(experiment, finished: set, task: str, step: str):
+    """The last round whose `step` ("aloe training", "aloe evaluation") is `finished`, or None."""
     done = [r for r in range(1, experiment.config.rounds + 1) if f"{task}: round {r} {step}" in finished]
     return max(done) if done else None
 
@@ -52,7 +51,9 @@ def write_report(experiment) -> Path:
     import matplotlib.pyplot as plt
 
     config, out = experiment.config, experiment.out
-    rows = collect(experiment)
+    state = json.loads(experiment.state_file.read_text())  # read once: a running experiment may add steps
+    finished = set(state["finished"])
+    rows = collect(experiment, finished)
     summaries = []
     for r in range(1, config.rounds + 1):
         for algo in config.algorithms:
@@ -64,8 +65,6 @@ def write_report(experiment) -> Path:
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     lines = ["# aloe experiment", "", f"Config: `config.yaml`; versions: `versions.yaml`; every number: `episodes.csv`, `summary.csv`.", ""]
-    state = json.loads(experiment.state_file.read_text())
-    finished = state["finished"]
     steps = [step.name for step in experiment.steps()]
     left = [name for name in steps if name not in finished]
     if finished:
@@ -120,7 +119,7 @@ def write_report(experiment) -> Path:
 
         # Calibration of ALOE's newest evaluated critic: Q at the start against the return measured after it.
         figure, axes = plt.subplots(figsize=(4, 4))
-        calibrated = newest_round(experiment, task, "aloe evaluation")
+        calibrated = newest_round(experiment, finished, task, "aloe evaluation")
         results = [result for rr, a, result in rows if rr == calibrated and a == "aloe" and result.task == task]
         if results:
             bins = calibration([r.q_start for r in results], [r.measured_return for r in results])
@@ -133,7 +132,7 @@ def write_report(experiment) -> Path:
         figure.savefig(plots / f"{task}-calibration.png", dpi=120)
         plt.close(figure)
 
-        for outcome, path in q_trajectory_plots(experiment, task, plt).items():
+        for outcome, path in q_trajectory_plots(experiment, finished, task, plt).items():
             lines.append(f"Q along a recorded {outcome} episode: ![]({path.relative_to(out)})")
         lines += ["", f"![]({(plots / f'{task}-success-per-round.png').relative_to(out)}) "
                   f"![]({(plots / f'{task}-robustness.png').relative_to(out)}) "
@@ -143,7 +142,7 @@ def write_report(experiment) -> Path:
     return report
 
 
-def q_trajectory_plots(experiment, task: str, plt) -> dict:
+def q_trajectory_plots(experiment, finished: set, task: str, plt) -> dict:
     """For one success and one failure among the deployment bags of the newest round ALOE
     trained on: that critic's pessimistic Q along the 50 Hz episode with the ensemble band,
     operator control shaded."""
@@ -152,7 +151,7 @@ def q_trajectory_plots(experiment, task: str, plt) -> dict:
     from aloe.recording import aloe_typestore
     from aloe.replay import q_trajectory
 
-    round_ = newest_round(experiment, task, "aloe training")
+    round_ = newest_round(experiment, finished, task, "aloe training")
     if round_ is None:
         return {}
     critic = experiment.checkpoint(task, round_, "aloe")
