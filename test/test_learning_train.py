@@ -30,6 +30,7 @@ def test_each_algorithm_trains_and_its_checkpoint_drives_the_robot(tmp_path, alg
     checkpoint = load_checkpoint(out)
     assert checkpoint.algo == algo
     assert (checkpoint.model.critic is not None, checkpoint.model.value is not None) == (has_critic, has_value)
+    assert any(key.startswith("improve/relative_weight_") for key in checkpoint.metrics)
     episode = synthetic.dataset(1, seed=9, image_size=(24, 32))[0]
     policy = Policy(checkpoint)
     chunk = policy.act(episode.joints[0], episode.images[0], episode.instruction)
@@ -70,3 +71,24 @@ def test_runs_unchanged_under_torchrun(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 processes" in result.stderr and result.stderr.count("wrote ") == 1  # rank 0 alone writes
     assert load_checkpoint(out).algo == "aloe"
+
+
+def test_weight_shares_say_which_chunks_the_improvement_favours():
+    import torch
+
+    from aloe.learning.config import DataConfig
+    from aloe.learning.data import chunk_transitions
+    from aloe.learning.train import weight_shares
+
+    episodes = synthetic.dataset(12, seed=2, image_size=(8, 8))
+    transitions = chunk_transitions(episodes, 10, DataConfig(stride=5))
+    operator = transitions.intervention.astype(bool)
+    assert operator.any() and not operator.all()
+    # Operator chunks weighted 5, the rest 1 (ibc's weights): each group's mean over the mean of all.
+    weights = torch.where(torch.as_tensor(operator), 5.0, 1.0)
+    shares = weight_shares(weights, transitions, episodes)
+    mean = weights.mean().item()
+    assert shares["operator"] == pytest.approx(5 / mean) and shares["policy"] == pytest.approx(1 / mean)
+    outcome = np.array([e.outcome for e in episodes])[transitions.observations[transitions.obs, 0]]
+    assert shares["success"] == pytest.approx(weights.numpy()[outcome == "success"].mean() / mean)
+    assert weight_shares(torch.ones(len(transitions)), transitions, episodes) == pytest.approx(dict.fromkeys(shares, 1.0))

@@ -222,6 +222,8 @@ def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_
         model.encoder.requires_grad_(False)
         features = encode(model.encoder, observations)
         weights = _weights(model, features, obs, transitions, actions, config, runtime, batches, shared, log)
+        for name, share in weight_shares(weights, transitions, episodes).items():
+            log.scalar(f"improve/relative_weight_{name}", share)
         log.phase(f"improve ({config.algo})")
         model.actor.train()
         algorithm.fit_actor(
@@ -241,6 +243,20 @@ def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_
         parent=init.version if init is not None else "",
         metrics={k: float(v) for k, v in log.latest.items()},
     )
+
+
+def weight_shares(weights, transitions, episodes) -> dict:
+    """Mean weight of each kind of chunk over the mean of all: what the improvement favours
+    (operator or policy chunks, chunks of episodes that succeeded or failed); 1 is neutral."""
+    episode = transitions.observations[transitions.obs, 0]
+    succeeded = np.array([e.outcome == "success" for e in episodes])[episode]
+    failed = np.array([e.outcome == "failure" for e in episodes])[episode]
+    operator = np.asarray(transitions.intervention, dtype=bool)
+    weights, shares = weights.numpy(), {}
+    for name, rows in (("operator", operator), ("policy", ~operator), ("success", succeeded), ("failure", failed)):
+        if rows.any():
+            shares[name] = float(weights[rows].mean() / weights.mean())
+    return shares
 
 
 def _check_compatible(old: TrainConfig, new: TrainConfig) -> None:
