@@ -80,10 +80,10 @@ def observation_features(episodes, transitions):
     return torch.tensor(np.array([episodes[e].joints[t] for e, t in transitions.observations]), dtype=torch.float32)
 
 
-def train_critic(next_chunks, episodes, transitions, seed=0):
+def train_critic(next_chunks, episodes, transitions, seed=0, prior_scale=0.0):
     torch.manual_seed(seed)
     config = ModelConfig(horizon=H, action_dim=1, feature_dim=STATES, ensemble_size=10, critic_hidden=64)
-    critic = CriticEnsemble(config)
+    critic = CriticEnsemble(config, prior_scale)
     data = CriticData(
         features=observation_features(episodes, transitions),
         obs=torch.tensor(transitions.obs),
@@ -148,13 +148,29 @@ def test_bootstrapping_with_the_data_next_chunk_evaluates_the_wrong_policy(corri
     assert error.max() > TOLERANCE and error.mean() > 2 * MEAN_TOLERANCE, (estimate - truth).round(3)
 
 
-def test_pessimism_and_spread_grow_far_from_the_data(critic):
+def inside_and_outside(critic):
+    """Every head's Q on chunks the data took, and on chunks six times larger than any."""
     features = torch.eye(STATES)[1:STATES - 1]
     inside = torch.tensor(np.array(CHUNKS))[torch.arange(len(features)) % len(CHUNKS)].unsqueeze(-1)
-    outside = torch.full_like(inside, 6.0)  # chunk values six times the largest ever taken
+    outside = torch.full_like(inside, 6.0)
     outside[::2] *= -1
     with torch.no_grad():
-        q_in, q_out = critic(features, inside), critic(features, outside)
+        return critic(features, inside), critic(features, outside)
+
+
+def test_pessimism_and_spread_grow_far_from_the_data(critic):
+    q_in, q_out = inside_and_outside(critic)
     for mode in (CriticConfig(pessimism="min"), CriticConfig(pessimism="mean_std", pessimism_lambda=1.0)):
         assert torch.all(pessimistic(q_out, mode) < q_out.mean(0))
     assert q_out.std(0).mean() > 3 * q_in.std(0).mean()
+
+
+def test_random_priors_keep_the_values_and_spread_the_heads_wider_off_the_data(corridor, critic):
+    episodes, transitions, policy_chunks = corridor
+    with_prior = train_critic(policy_chunks, episodes, transitions, prior_scale=0.5)
+    truth = exact_q(PI)[1:STATES - 1]
+    error = np.abs(estimated_q(with_prior, lambda q: pessimistic(q, CriticConfig())) - truth)
+    assert error.max() < TOLERANCE and error.mean() < MEAN_TOLERANCE
+    (q_in, q_out), (prior_in, prior_out) = inside_and_outside(critic), inside_and_outside(with_prior)
+    assert prior_in.std(0).mean() < 0.05  # the data still pull the heads together
+    assert prior_out.std(0).mean() > 1.5 * q_out.std(0).mean()  # 1.8x measured

@@ -40,7 +40,7 @@ class VLAModel(nn.Module):
         self.config = config
         self.encoder = ObservationEncoder(config.model)
         self.actor = FlowActor(config.model)
-        self.critic = CriticEnsemble(config.model) if with_critic else None
+        self.critic = CriticEnsemble(config.model, config.critic.prior_scale) if with_critic else None
         self.value = ValueNet(config.model) if with_value else None
 
 

@@ -38,6 +38,9 @@ class CriticConfig:
     polyak: float = 0.005  # target heads track the online heads at this rate per step
     lr: float = 3e-4
     target_action_samples: int = 4  # a' ~ pi(s_t+H) drawn per next state, once per round
+    # Each head adds this times a fixed random network of its own (networks.CriticEnsemble):
+    # 0 leaves the heads as diverse as their initialisations make them.
+    prior_scale: float = 0.0
 
 
 @dataclass
@@ -114,6 +117,8 @@ def validate(config, where: str = "config") -> None:
             raise ConfigError(f"{where}.algo: unknown algorithm '{config.algo}' (valid: {', '.join(ALGORITHMS)})")
         if config.critic.pessimism not in ("min", "mean_std"):
             raise ConfigError(f"{where}.critic.pessimism must be 'min' or 'mean_std', got '{config.critic.pessimism}'")
+        if config.critic.prior_scale < 0:
+            raise ConfigError(f"{where}.critic.prior_scale must be >= 0, got {config.critic.prior_scale}")
         if config.improve.beta <= 0:
             raise ConfigError(f"{where}.improve.beta must be positive, got {config.improve.beta}")
         if not 0 <= config.ema_decay < 1:

@@ -171,26 +171,42 @@ class EnsembleLinear(nn.Module):
 
 class CriticEnsemble(nn.Module):
     """K Q-heads over (observation features, action chunk); independent initialisations make
-    them agree where data constrains them and spread where it does not."""
+    them agree where data constrains them and spread where it does not.
 
-    def __init__(self, config: ModelConfig):
+    Initialisations alone spread little: trained on the same features, the heads of the
+    experiment agreed to 0.01 on the actor's own chunks. With `prior_scale` > 0 each head
+    adds a fixed random network of its own (a randomised prior, Osband et al. 2018) that
+    training can cancel only where there are data, so the heads disagree, and the
+    pessimistic value drops, away from them."""
+
+    def __init__(self, config: ModelConfig, prior_scale: float = 0.0):
         super().__init__()
         self.members = config.ensemble_size
         inputs = config.feature_dim + config.horizon * config.action_dim
         width = config.critic_hidden
-        self.layers = nn.ModuleList(
-            [EnsembleLinear(self.members, inputs, width), EnsembleLinear(self.members, width, width)]
-        )
+        self.layers = nn.ModuleList([EnsembleLinear(self.members, inputs, width), EnsembleLinear(self.members, width, width)])
         self.head = EnsembleLinear(self.members, width, 1)
+        self.prior_scale = prior_scale
+        self.prior = None
+        if prior_scale > 0:
+            self.prior = nn.ModuleList([EnsembleLinear(self.members, inputs, width), EnsembleLinear(self.members, width, width),
+                                        EnsembleLinear(self.members, width, 1)]).requires_grad_(False)
+
+    @staticmethod
+    def _mlp(layers, head, x):
+        for layer in layers:
+            x = layer(x)
+            x = F.silu(F.layer_norm(x, x.shape[-1:]))
+        return head(x).squeeze(-1)
 
     def forward(self, features, actions):
         """Q of every head: (K, B)."""
         x = torch.cat([features, actions.flatten(1)], dim=-1)
         x = x.unsqueeze(0).expand(self.members, *x.shape)
-        for layer in self.layers:
-            x = layer(x)
-            x = F.silu(F.layer_norm(x, x.shape[-1:]))
-        return self.head(x).squeeze(-1)
+        q = self._mlp(self.layers, self.head, x)
+        if self.prior is not None:
+            q = q + self.prior_scale * self._mlp(self.prior[:-1], self.prior[-1], x)
+        return q
 
 
 class ValueNet(nn.Module):
