@@ -187,25 +187,18 @@ class CriticEnsemble(nn.Module):
         self.layers = nn.ModuleList([EnsembleLinear(self.members, inputs, width), EnsembleLinear(self.members, width, width)])
         self.head = EnsembleLinear(self.members, width, 1)
         self.prior_scale = prior_scale
-        self.prior = None
-        if prior_scale > 0:
-            self.prior = nn.ModuleList([EnsembleLinear(self.members, inputs, width), EnsembleLinear(self.members, width, width),
-                                        EnsembleLinear(self.members, width, 1)]).requires_grad_(False)
-
-    @staticmethod
-    def _mlp(layers, head, x):
-        for layer in layers:
-            x = layer(x)
-            x = F.silu(F.layer_norm(x, x.shape[-1:]))
-        return head(x).squeeze(-1)
+        self.prior = CriticEnsemble(config).requires_grad_(False) if prior_scale > 0 else None
 
     def forward(self, features, actions):
         """Q of every head: (K, B)."""
         x = torch.cat([features, actions.flatten(1)], dim=-1)
         x = x.unsqueeze(0).expand(self.members, *x.shape)
-        q = self._mlp(self.layers, self.head, x)
+        for layer in self.layers:
+            x = layer(x)
+            x = F.silu(F.layer_norm(x, x.shape[-1:]))
+        q = self.head(x).squeeze(-1)
         if self.prior is not None:
-            q = q + self.prior_scale * self._mlp(self.prior[:-1], self.prior[-1], x)
+            q = q + self.prior_scale * self.prior(features, actions)
         return q
 
 
