@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from aloe.learning.config import DataConfig
+from aloe.learning.config import ConfigError, DataConfig, TrainConfig, from_dict
 from aloe.learning.data import DataError, Episode, Normalizer, chunk_transitions, fingerprint
 
 
@@ -68,3 +68,16 @@ def test_normalizer_and_fingerprint():
     assert Normalizer.from_dict(normalizer.to_dict()).to_dict() == normalizer.to_dict()
     assert fingerprint(episodes) == fingerprint([make(5, "success"), make(6, "failure")])
     assert fingerprint(episodes) != fingerprint([make(5, "success"), make(6, "success")])
+
+
+def test_takeover_cost_falls_on_the_policys_last_step_before_each_takeover():
+    # Policy 0-1, operator 2-3, policy 4, operator 5-6 (a second takeover), success at 6.
+    episode = make(7, "success", operator_steps=[2, 3, 5, 6])
+    config = DataConfig(stride=1, gamma=0.5, success_reward=1.0, takeover_cost=0.25)
+    assert episode.rewards(config).tolist() == [0.0, -0.25, 0.0, 0.0, -0.25, 0.0, 1.0]
+    t = chunk_transitions([episode], horizon=2, config=config)
+    assert t.reward.tolist() == [-0.125, -0.25, 0.0, -0.125, -0.25, 0.5, 1.0]
+    # A demonstration, driven by the operator from its first step, pays nothing.
+    assert np.all(make(4, "success", operator_steps=range(4)).rewards(config)[:-1] == 0.0)
+    with pytest.raises(ConfigError, match="takeover_cost must be >= 0"):
+        from_dict(TrainConfig, {"data": {"takeover_cost": -1.0}})

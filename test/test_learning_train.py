@@ -30,7 +30,8 @@ def test_each_algorithm_trains_and_its_checkpoint_drives_the_robot(tmp_path, alg
     checkpoint = load_checkpoint(out)
     assert checkpoint.algo == algo
     assert (checkpoint.model.critic is not None, checkpoint.model.value is not None) == (has_critic, has_value)
-    assert any(key.startswith("improve/relative_weight_") for key in checkpoint.metrics)
+    # What the weights favour is logged where they depend on the data (bc weighs every chunk 1).
+    assert any(key.startswith("improve/relative_weight_") for key in checkpoint.metrics) == (algo != "bc")
     episode = synthetic.dataset(1, seed=9, image_size=(24, 32))[0]
     policy = Policy(checkpoint)
     chunk = policy.act(episode.joints[0], episode.images[0], episode.instruction)

@@ -29,6 +29,9 @@ class DataConfig:
     gamma: float = 0.998  # per 50 Hz step: gamma^H = 0.90 per 50-step chunk
     success_reward: float = 1.0
     time_cost: float = 0.0  # per-step cost, so that faster success is worth more
+    # Charged on the policy's last step before each operator takeover (RLIF's reward):
+    # the operator's rescue to success otherwise credits the states the policy drifted into.
+    takeover_cost: float = 0.0
 
 
 @dataclass
@@ -119,6 +122,8 @@ def validate(config, where: str = "config") -> None:
             raise ConfigError(f"{where}.critic.pessimism must be 'min' or 'mean_std', got '{config.critic.pessimism}'")
         if config.critic.prior_scale < 0:
             raise ConfigError(f"{where}.critic.prior_scale must be >= 0, got {config.critic.prior_scale}")
+        if config.data.takeover_cost < 0:
+            raise ConfigError(f"{where}.data.takeover_cost must be >= 0, got {config.data.takeover_cost}")
         if config.improve.beta <= 0:
             raise ConfigError(f"{where}.improve.beta must be positive, got {config.improve.beta}")
         if not 0 <= config.ema_decay < 1:

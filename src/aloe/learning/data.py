@@ -70,10 +70,13 @@ class Episode:
         return self.outcome in ("success", "failure")
 
     def rewards(self, config: DataConfig) -> np.ndarray:
-        """Sparse success at the last step, minus the optional time cost at every step."""
+        """Sparse success at the last step, minus the optional time cost at every step and
+        the optional takeover cost on the policy's last step before the operator took over."""
         rewards = np.full(len(self), -config.time_cost, dtype=np.float64)
         if self.outcome == "success":
             rewards[-1] += config.success_reward
+        last_policy_steps = np.flatnonzero(~self.operator[:-1] & self.operator[1:])
+        rewards[last_policy_steps] -= config.takeover_cost
         return rewards
 
     def image_index(self, step: int) -> int:

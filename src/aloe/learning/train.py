@@ -222,8 +222,9 @@ def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_
         model.encoder.requires_grad_(False)
         features = encode(model.encoder, observations)
         weights = _weights(model, features, obs, transitions, actions, config, runtime, batches, shared, log)
-        for name, share in weight_shares(weights, transitions, episodes).items():
-            log.scalar(f"improve/relative_weight_{name}", share)
+        if config.algo != "bc":  # bc weighs every chunk 1: nothing to break down
+            for name, share in weight_shares(weights, transitions, episodes).items():
+                log.scalar(f"improve/relative_weight_{name}", share)
         log.phase(f"improve ({config.algo})")
         model.actor.train()
         algorithm.fit_actor(
