@@ -25,10 +25,6 @@ PARAMETERS = {
     "variant": "train",
     "disturbances": "",
     "exit_when_done": True,  # end the node (and a bounded bringup) after the last episode
-    # Command topics that must have a publisher and a subscriber (the mux) before the first
-    # episode starts: a node still starting up would miss the episode's first seconds.
-    "wait_for_commands": ["operator/command"],
-    "wait_for_commands_s": 30.0,  # then start anyway, with a warning
 }
 
 
@@ -55,12 +51,6 @@ class EpisodeRunner(Node):
         self.plan = episode_plan(value("tasks"), value("episodes_per_task"), value("first_seed"))
         self.variant, self.disturbances = value("variant"), value("disturbances")
         self.exit_when_done = value("exit_when_done")
-        try:
-            self.wait_for_commands = [topic(name).name for name in value("wait_for_commands") if name]
-        except KeyError as error:
-            raise NodeConfigError(f"episode_runner: wait_for_commands: no topic {error} in aloe's interface") from None
-        self.wait_for_commands_s = value("wait_for_commands_s")
-        self.created_at, self.waiting_logged = time.monotonic(), False
         self.index, self.pending, self.episode_id, self.started_at = 0, None, "", 0.0
         self.reset_client = self.create_client(ResetSim, "sim/reset")
         self.start_client = self.create_client(StartEpisode, "start_episode")
@@ -78,24 +68,9 @@ class EpisodeRunner(Node):
             return
         if not (self.reset_client.service_is_ready() and self.start_client.service_is_ready()):
             return
-        if self.index == 0 and not self.command_path_ready():
-            return
         request = ResetSim.Request(task=self.current.task, seed=self.current.seed, variant=self.variant, disturbances=self.disturbances)
         self.pending = self.reset_client.call_async(request)
         self.pending.add_done_callback(self.on_reset)
-
-    def command_path_ready(self) -> bool:
-        missing = [name for name in self.wait_for_commands if not (self.count_publishers(name) and self.count_subscribers(name))]
-        if not missing:
-            return True
-        if time.monotonic() - self.created_at > self.wait_for_commands_s:
-            self.get_logger().warning(f"starting without a publisher and a subscriber on {', '.join(missing)}")
-            self.wait_for_commands = []
-            return True
-        if not self.waiting_logged:
-            self.get_logger().info(f"waiting for a publisher and a subscriber on {', '.join(missing)}")
-            self.waiting_logged = True
-        return False
 
     def on_reset(self, future) -> None:
         response = future.result()
