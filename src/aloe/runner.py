@@ -22,6 +22,10 @@ from pathlib import Path
 from aloe.graph import Graph, node_executables
 
 
+STACK_DUMP_SIGNAL = signal.SIGUSR1  # every aloe node prints its threads' stacks on it
+STACK_DUMP_WAIT_S = 0.5
+
+
 class RunnerError(RuntimeError):
     """The graph cannot be started; the message is one line for the user."""
 
@@ -192,6 +196,13 @@ class Runner:
                 except subprocess.TimeoutExpired:
                     pass
             running = [c for c in running if c.poll() is None]
+            if escalation == signal.SIGKILL and running:
+                # Before the kill, each stuck node prints where its threads are (aloe nodes
+                # dump their stacks on this signal), so the log says why it hung.
+                for child in running:
+                    self.say(f"pid {child.pid} did not stop: the stacks of its threads follow")
+                    child.send_signal(STACK_DUMP_SIGNAL)
+                time.sleep(STACK_DUMP_WAIT_S)
             for child in running:
                 self.say(f"pid {child.pid} did not stop in {self.stop_timeout_s:g} s: sending {escalation.name}")
                 child.send_signal(escalation)

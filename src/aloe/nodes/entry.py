@@ -1,4 +1,5 @@
 """What every aloe node shares: checked parameter declaration and a clean `main()`."""
+import faulthandler
 import sys
 import time
 
@@ -8,6 +9,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from aloe.params import ParameterFileError, unknown_parameters
+from aloe.runner import STACK_DUMP_SIGNAL
 
 
 class NodeConfigError(ValueError):
@@ -30,8 +32,15 @@ def declare_checked(node: Node, defaults: dict) -> None:
         )
 
 
+def dump_stacks_on_request() -> None:
+    """Print every thread's stack to stderr on STACK_DUMP_SIGNAL: what the runner sends a
+    node that ignored SIGINT and SIGTERM, before killing it (the policy node once hung so)."""
+    faulthandler.register(STACK_DUMP_SIGNAL, all_threads=True)
+
+
 def run(node_class) -> int:
     """Spin one node until Ctrl-C or shutdown; configuration errors are one line, exit 2."""
+    dump_stacks_on_request()
     rclpy.init(args=sys.argv)
     try:
         node = node_class()
