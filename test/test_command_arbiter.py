@@ -151,3 +151,19 @@ def test_a_source_that_withdraws_hands_back_at_once():
     assert arbiter.decide(now=0.01, dt=DT).command.source == OPERATOR
     arbiter.withdraw(OPERATOR)
     assert arbiter.decide(now=0.02, dt=DT).command.source == POLICY  # not after the 1 s timeout
+
+
+def test_stale_commands_are_dropped_and_change_nothing():
+    arbiter = make_arbiter()
+    arbiter.offer(Command([0.1, 0.1, 0.1], POLICY, "v1", chunk_id=3, stamp=9.98), now=10.0)
+    # The previous episode's operator, delivered a second late: not executed, not engaged.
+    reason = arbiter.offer(Command([0.9, 0.9, 0.9], OPERATOR, stamp=9.0), now=10.01)
+    assert reason.startswith("stale, stamped 1.01 s ago") and arbiter.stale_count == 1
+    decision = arbiter.decide(now=10.02, dt=DT)
+    assert decision.command.source == POLICY and not arbiter.operator_engaged
+    np.testing.assert_allclose(decision.command.positions, 0.1)
+    # Within max_age_s, or unstamped, or with the check off: taken.
+    assert arbiter.offer(Command([0.2, 0.2, 0.2], OPERATOR, stamp=9.6), now=10.05) is None
+    assert arbiter.offer(Command([0.3, 0.3, 0.3], OPERATOR), now=10.06) is None
+    unchecked = CommandArbiter(arbiter.limits, 0.2, max_age_s=0.0)
+    assert unchecked.offer(Command([0.3, 0.3, 0.3], OPERATOR, stamp=0.5), now=10.0) is None

@@ -1,6 +1,7 @@
-"""The command mux node over real DDS: holds the measured pose, follows the policy, rejects NaN."""
+"""The command mux node over real DDS: holds the measured pose, follows the policy, rejects NaN and stale commands."""
 import numpy as np
 from aloe_msgs.msg import JointCommand
+from rclpy.duration import Duration
 from sensor_msgs.msg import JointState
 
 from aloe.topics import topic
@@ -35,6 +36,16 @@ def test_mux_holds_measured_pose_follows_policy_and_holds_on_bad_commands(bringu
     assert spin_until(rclpy_context, [tester], latest(JointCommand.SOURCE_POLICY))
     assert (commands[-1].policy_version, commands[-1].chunk_id) == ("v3", 7)
     np.testing.assert_allclose(commands[-1].positions, target)
+
+    # An operator command stamped two seconds ago (a late delivery) is dropped: the policy drives on.
+    operator = tester.create_publisher(JointCommand, "operator/command", topic("operator/command").qos)
+    late = JointCommand(positions=HOME, source=JointCommand.SOURCE_OPERATOR)
+    late.header.stamp = (tester.get_clock().now() - Duration(seconds=2.0)).to_msg()
+    assert spin_until(rclpy_context, [tester], lambda: operator.get_subscription_count() > 0)
+    operator.publish(late)
+    assert graph.wait_for(r"rejected OPERATOR command: stale, stamped 2\.\d\d s ago"), graph.output()
+    spin_until(rclpy_context, [tester], lambda: False, timeout_s=0.3)
+    assert all(c.source != JointCommand.SOURCE_OPERATOR for c in commands) and commands[-1].source == JointCommand.SOURCE_POLICY
 
     tester.destroy_timer(timer)
     bad = JointCommand(positions=[float("nan")] * 14, source=JointCommand.SOURCE_POLICY)

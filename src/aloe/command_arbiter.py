@@ -7,7 +7,8 @@ hand back (`withdraw`): if they go silent the robot holds, it does not fall back
 policy they took it from (under load a late operator sample made control flap between
 the two, four times in one episode). Every output is clipped to the joint limits and moves
 at most `max_velocity * dt` per step. Invalid commands (wrong length, NaN, inf) are
-rejected with a reason and never reach the robot.
+rejected with a reason and never reach the robot, and so are stale ones: stamped more
+than `max_age_s` before now, they were computed for a state long gone.
 """
 from dataclasses import dataclass, field
 from typing import Optional
@@ -17,6 +18,7 @@ import numpy as np
 # Values of aloe_msgs/msg/JointCommand sources, kept here so the logic needs no ROS.
 POLICY, OPERATOR, HOLD = 0, 1, 2
 SOURCE_NAMES = {POLICY: "POLICY", OPERATOR: "OPERATOR", HOLD: "HOLD"}
+STALE = "stale"  # how the reason for dropping a stale command starts
 # A joint speed no arm reaches (rad/s, or gripper units/s): ten times 3 rad/s. Between two
 # measurements it allows at least one 20 ms sample's worth (0.6), more when samples were
 # missed in between (a starved subscriber), so only a reset reads as a jump.
@@ -58,6 +60,7 @@ class Command:
     policy_version: str = ""
     chunk_id: int = 0
     step: int = 0
+    stamp: Optional[float] = None  # when the source computed it (s, the mux's clock), if known
 
 
 @dataclass
@@ -70,8 +73,14 @@ class Decision:
 class CommandArbiter:
     limits: JointLimits
     timeout_s: float
+    # Stamped commands older than this are dropped (0: no check). The last two commands of
+    # one episode's scripted operator reached the mux 0.98 s late, 46 steps into the next
+    # episode, and drove the arm for two steps (drawer, round 1); the policy's commands
+    # were at most 0.22 s old when forwarded, with the simulator at full speed.
+    max_age_s: float = 0.5
     clipped_count: int = 0
     rejected_count: int = 0
+    stale_count: int = 0
     estopped: bool = False
     _latest: dict = field(default_factory=dict)  # source -> (Command, receive time)
     operator_engaged: bool = False  # the operator took over and has not handed back
@@ -89,7 +98,12 @@ class CommandArbiter:
         return None
 
     def offer(self, command: Command, now: float) -> Optional[str]:
-        """Take a command from POLICY or OPERATOR; returns the rejection reason, if any."""
+        """Take a command from POLICY or OPERATOR; returns the rejection reason, if any.
+        A rejected command changes nothing: what drove before still does."""
+        age = None if command.stamp is None else now - command.stamp
+        if age is not None and self.max_age_s > 0 and age > self.max_age_s:
+            self.stale_count += 1
+            return f"{STALE}, stamped {age:.2f} s ago (more than max_command_age_s, {self.max_age_s:g} s: a late delivery, or clocks out of sync)"
         reason = self.validate(command.positions)
         if reason is not None:
             self.rejected_count += 1

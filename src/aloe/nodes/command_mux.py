@@ -10,7 +10,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from aloe.command_arbiter import (ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, SOURCE_NAMES, Command, CommandArbiter,
+from aloe.command_arbiter import (ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, SOURCE_NAMES, STALE, Command, CommandArbiter,
                                    JointLimits)
 from aloe.nodes.entry import NodeConfigError, declare_checked, publish_sample, run
 from aloe.topics import topic
@@ -18,6 +18,7 @@ from aloe.topics import topic
 PARAMETERS = {
     "rate_hz": 50.0,
     "source_timeout_s": 0.2,  # a source silent for longer stops driving the robot (HOLD)
+    "max_command_age_s": 0.5,  # stamped commands older than this are dropped (0: no check)
     "position_lower": ARM_LOWER * 2,
     "position_upper": ARM_UPPER * 2,
     "max_velocity": ARM_MAX_VELOCITY * 2,
@@ -39,7 +40,7 @@ class CommandMux(Node):
             raise NodeConfigError(f"command_mux: {error}") from None
         if self.rate_hz <= 0:
             raise NodeConfigError(f"command_mux: rate_hz must be positive, got {self.rate_hz}")
-        self.arbiter = CommandArbiter(limits, self.get_parameter("source_timeout_s").value)
+        self.arbiter = CommandArbiter(limits, self.get_parameter("source_timeout_s").value, self.get_parameter("max_command_age_s").value)
         self.last_reason = None
         self.published_since_tick = False
 
@@ -66,12 +67,16 @@ class CommandMux(Node):
             self.get_logger().info(f"{SOURCE_NAMES[source]} handed back")
             self.publish(self.arbiter.decide(self.now(), 1.0 / self.rate_hz))
             return
-        command = Command(list(msg.positions), source, msg.policy_version, msg.chunk_id, msg.step)
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        command = Command(list(msg.positions), source, msg.policy_version, msg.chunk_id, msg.step, stamp if stamp > 0 else None)
         reason = self.arbiter.offer(command, self.now())
         if reason is not None:
-            self.get_logger().warning(
-                f"rejected {SOURCE_NAMES[source]} command: {reason}; holding", throttle_duration_sec=1.0
-            )
+            # Two call sites: rclpy throttles per site, and a burst of late commands must not
+            # hide an invalid one.
+            if reason.startswith(STALE):
+                self.get_logger().warning(f"rejected {SOURCE_NAMES[source]} command: {reason}", throttle_duration_sec=1.0)
+            else:
+                self.get_logger().warning(f"rejected {SOURCE_NAMES[source]} command: {reason}; holding", throttle_duration_sec=1.0)
             return
         # Forward the source in control at once: waiting for the next tick would add up to
         # a tick of latency and, as the two clocks drift, skip or repeat its commands.
