@@ -12,7 +12,7 @@ from std_srvs.srv import Trigger
 
 from aloe.command_arbiter import (ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, SOURCE_NAMES, STALE, Command, CommandArbiter,
                                    JointLimits)
-from aloe.nodes.entry import NodeConfigError, declare_checked, publish_sample, run
+from aloe.nodes.entry import NodeConfigError, declare_checked, publish_sample, run, stamp_seconds
 from aloe.topics import topic
 
 PARAMETERS = {
@@ -67,8 +67,7 @@ class CommandMux(Node):
             self.get_logger().info(f"{SOURCE_NAMES[source]} handed back")
             self.publish(self.arbiter.decide(self.now(), 1.0 / self.rate_hz))
             return
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        command = Command(list(msg.positions), source, msg.policy_version, msg.chunk_id, msg.step, stamp if stamp > 0 else None)
+        command = Command(list(msg.positions), source, msg.policy_version, msg.chunk_id, msg.step, stamp_seconds(msg.header))
         reason = self.arbiter.offer(command, self.now())
         if reason is not None:
             # Two call sites: rclpy throttles per site, and a burst of late commands must not
@@ -84,8 +83,7 @@ class CommandMux(Node):
             self.publish(self.arbiter.decide(self.now(), 1.0 / self.rate_hz))
 
     def on_joint_state(self, msg: JointState) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        note = self.arbiter.observe(list(msg.position), stamp if stamp > 0 else None)
+        note = self.arbiter.observe(list(msg.position), stamp_seconds(msg.header))
         if note is not None:
             self.get_logger().info(note)
 

@@ -2,6 +2,7 @@
 import faulthandler
 import sys
 import time
+from typing import Optional
 
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
@@ -51,6 +52,12 @@ def run(node_class) -> int:
     node.get_logger().info("ready")
     spin(node)
     return 0
+
+
+def stamp_seconds(header) -> Optional[float]:
+    """A message header's stamp in seconds on the node's clock; None when it was left unset (0)."""
+    stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+    return stamp if stamp > 0 else None
 
 
 def publish_sample(node: Node, publisher, msg) -> None:

@@ -30,7 +30,7 @@ from sensor_msgs.msg import Image, JointState
 
 from aloe.chunking import Chunk, ChunkExecutor, ObservationSync
 from aloe.images import ImageEncodingError, rgb_array
-from aloe.nodes.entry import NodeConfigError, declare_checked, run
+from aloe.nodes.entry import NodeConfigError, declare_checked, run, stamp_seconds
 from aloe.takeover import TakeoverMonitor
 from aloe.topics import CAMERAS, NEWEST_ONLY_QOS, camera_topic, topic
 
@@ -141,11 +141,10 @@ class PolicyNode(Node):
         except ImageEncodingError as error:
             self.get_logger().warning(f"camera {camera}: {error}; image ignored", throttle_duration_sec=5.0)
             return
-        self.sync.add_image(camera, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, pixels)
+        self.sync.add_image(camera, stamp_seconds(msg.header) or 0.0, pixels)
 
     def on_joint_state(self, msg: JointState) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        self.sync.add_joints(stamp if stamp > 0 else self.now(), msg.position)
+        self.sync.add_joints(stamp_seconds(msg.header) or self.now(), msg.position)
 
     def on_executed(self, msg: JointCommand) -> None:
         driving = msg.source == JointCommand.SOURCE_POLICY
