@@ -54,7 +54,8 @@ def test_silent_sources_turn_into_hold_at_the_last_output():
 def test_invalid_commands_are_rejected_and_the_robot_holds(positions, reason):
     arbiter = make_arbiter()
     arbiter.observe([0.3, 0.3, 0.3])
-    assert reason in arbiter.offer(Command(positions, POLICY), now=0.0)
+    rejection = arbiter.offer(Command(positions, POLICY), now=0.0)
+    assert reason in rejection.reason and not rejection.stale
     assert arbiter.rejected_count == 1
     decision = arbiter.decide(now=0.01, dt=DT)
     assert decision.command.source == HOLD
@@ -157,8 +158,8 @@ def test_stale_commands_are_dropped_and_change_nothing():
     arbiter = make_arbiter()
     arbiter.offer(Command([0.1, 0.1, 0.1], POLICY, "v1", chunk_id=3, stamp=9.98), now=10.0)
     # The previous episode's operator, delivered a second late: not executed, not engaged.
-    reason = arbiter.offer(Command([0.9, 0.9, 0.9], OPERATOR, stamp=9.0), now=10.01)
-    assert reason.startswith("stale, stamped 1.01 s ago") and arbiter.stale_count == 1
+    rejection = arbiter.offer(Command([0.9, 0.9, 0.9], OPERATOR, stamp=9.0), now=10.01)
+    assert rejection.stale and "stamped 1.01 s ago" in rejection.reason and arbiter.stale_count == 1
     decision = arbiter.decide(now=10.02, dt=DT)
     assert decision.command.source == POLICY and not arbiter.operator_engaged
     np.testing.assert_allclose(decision.command.positions, 0.1)

@@ -18,7 +18,6 @@ import numpy as np
 # Values of aloe_msgs/msg/JointCommand sources, kept here so the logic needs no ROS.
 POLICY, OPERATOR, HOLD = 0, 1, 2
 SOURCE_NAMES = {POLICY: "POLICY", OPERATOR: "OPERATOR", HOLD: "HOLD"}
-STALE = "stale"  # how the reason for dropping a stale command starts
 # A joint speed no arm reaches (rad/s, or gripper units/s): ten times 3 rad/s. Between two
 # measurements it allows at least one 20 ms sample's worth (0.6), more when samples were
 # missed in between (a starved subscriber), so only a reset reads as a jump.
@@ -63,6 +62,12 @@ class Command:
     stamp: Optional[float] = None  # when the source computed it (s, the mux's clock), if known
 
 
+@dataclass(frozen=True)
+class Rejection:
+    reason: str
+    stale: bool = False  # late rather than malformed: the mux warns about each kind separately
+
+
 @dataclass
 class Decision:
     command: Command
@@ -97,17 +102,21 @@ class CommandArbiter:
             return "command contains NaN or inf"
         return None
 
-    def offer(self, command: Command, now: float) -> Optional[str]:
-        """Take a command from POLICY or OPERATOR; returns the rejection reason, if any.
+    def offer(self, command: Command, now: float) -> Optional[Rejection]:
+        """Take a command from POLICY or OPERATOR; returns why it was rejected, if it was.
         A rejected command changes nothing: what drove before still does."""
         age = None if command.stamp is None else now - command.stamp
         if age is not None and self.max_age_s > 0 and age > self.max_age_s:
             self.stale_count += 1
-            return f"{STALE}, stamped {age:.2f} s ago (more than max_command_age_s, {self.max_age_s:g} s: a late delivery, or clocks out of sync)"
+            return Rejection(
+                f"stale, stamped {age:.2f} s ago (more than max_command_age_s, {self.max_age_s:g} s: "
+                "a late delivery, or clocks out of sync)",
+                stale=True,
+            )
         reason = self.validate(command.positions)
         if reason is not None:
             self.rejected_count += 1
-            return reason
+            return Rejection(reason)
         command.positions = np.asarray(command.positions, dtype=float)
         self._latest[command.source] = (command, now)
         self.operator_engaged = self.operator_engaged or command.source == OPERATOR

@@ -10,7 +10,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from aloe.command_arbiter import (ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, SOURCE_NAMES, STALE, Command, CommandArbiter,
+from aloe.command_arbiter import (ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, SOURCE_NAMES, Command, CommandArbiter,
                                    JointLimits)
 from aloe.nodes.entry import NodeConfigError, declare_checked, publish_sample, run, stamp_seconds
 from aloe.topics import topic
@@ -68,14 +68,14 @@ class CommandMux(Node):
             self.publish(self.arbiter.decide(self.now(), 1.0 / self.rate_hz))
             return
         command = Command(list(msg.positions), source, msg.policy_version, msg.chunk_id, msg.step, stamp_seconds(msg.header))
-        reason = self.arbiter.offer(command, self.now())
-        if reason is not None:
+        rejection = self.arbiter.offer(command, self.now())
+        if rejection is not None:
             # Two call sites: rclpy throttles per site, and a burst of late commands must not
             # hide an invalid one.
-            if reason.startswith(STALE):
-                self.get_logger().warning(f"rejected {SOURCE_NAMES[source]} command: {reason}", throttle_duration_sec=1.0)
+            if rejection.stale:
+                self.get_logger().warning(f"rejected {SOURCE_NAMES[source]} command: {rejection.reason}", throttle_duration_sec=1.0)
             else:
-                self.get_logger().warning(f"rejected {SOURCE_NAMES[source]} command: {reason}; holding", throttle_duration_sec=1.0)
+                self.get_logger().warning(f"rejected {SOURCE_NAMES[source]} command: {rejection.reason}; holding", throttle_duration_sec=1.0)
             return
         # Forward the source in control at once: waiting for the next tick would add up to
         # a tick of latency and, as the two clocks drift, skip or repeat its commands.
