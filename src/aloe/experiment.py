@@ -11,7 +11,8 @@ Per task:
 A results folder collects each step's output, the CSVs, a markdown report and plots, the
 exact config and the versions. `state.json` lists the finished steps: run the same command
 again after an interruption and it continues with the first unfinished step (whose partial
-output is cleared first).
+output is cleared first; BC pre-training, the longest step, goes on from its last saved
+state in `resume/`).
 """
 import json
 import os
@@ -110,7 +111,8 @@ class Experiment:
                 "--real-time-factor", str(c.real_time_factor), "--namespace", f"exp_{task}"]))
             bc = self.checkpoint(task, 0, "bc")
             steps.append(Step(f"{task}: BC pre-training", bc.parent, python + [
-                "train", "--algo", "bc", "--bags", str(demos), "--out", str(bc), "--no-progress", *train_options]))
+                "train", "--algo", "bc", "--bags", str(demos), "--out", str(bc), "--no-progress",
+                "--resume-state", str(self.out / "resume" / f"{task}-bc-pretraining.pt"), *train_options]))
             for r in range(1, c.rounds + 1):
                 driver = self.checkpoint(task, r - 1, "aloe" if r > 1 else "bc")
                 bags = self.bag_folders(task, r)[-1]

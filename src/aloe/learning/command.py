@@ -22,6 +22,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--beta", type=float, help="advantage temperature (aloe, mc)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    parser.add_argument("--resume-state", metavar="FILE",
+                        help="where BC pre-training keeps its state and resumes from after an interruption "
+                             "(default: next to --out, when --out is given)")
+    parser.add_argument("--save-every", type=int, default=500, metavar="STEPS",
+                        help="save the pre-training state after every this many steps (0: never)")
 
 
 def load_config(args) -> TrainConfig:
@@ -63,6 +68,8 @@ def episodes_from_bags(directories, config: TrainConfig, say) -> list:
 def run(args) -> int:
     from aloe.learning import synthetic
     from aloe.learning.checkpoint import load_checkpoint, new_version, save_checkpoint
+    from aloe.learning.data import fingerprint
+    from aloe.learning.resume import ResumeFile
     from aloe.learning.train import runtime_from_environment, train
 
     config = load_config(args)
@@ -78,12 +85,22 @@ def run(args) -> int:
     say(f"{config.algo} on {len(episodes)} episodes ({sum(len(e) for e in episodes)} steps), device {runtime.device}, "
         f"{runtime.world_size} process{'es' if runtime.world_size > 1 else ''}")
     out = Path(args.out) if args.out else Path("runs/train") / new_version(config.algo) / "model.safetensors"
-    checkpoint = train(config, episodes, init=init, log_dir=out.parent / "tensorboard", progress=not args.no_progress, runtime=runtime)
+    resume_path = args.resume_state or (out.with_name(out.name + ".resume") if args.out else None)
+    resume = None
+    if resume_path and args.save_every > 0:
+        identity = {"config": to_dict(config), "data": fingerprint(episodes)}
+        resume = ResumeFile.for_rank(resume_path, args.save_every, identity, runtime.rank, runtime.world_size)
+    checkpoint = train(config, episodes, init=init, log_dir=out.parent / "tensorboard", progress=not args.no_progress,
+                       runtime=runtime, resume=resume)
     if runtime.main:
         save_checkpoint(checkpoint, out)
         say(f"wrote {out} (version {checkpoint.version})")
     if runtime.world_size > 1:
         import torch.distributed as dist
 
+        dist.barrier()  # no rank drops its state before the checkpoint is written
+    if resume is not None:
+        resume.remove()
+    if runtime.world_size > 1:
         dist.destroy_process_group()
     return 0

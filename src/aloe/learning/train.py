@@ -14,6 +14,7 @@ batches, and rank 0 alone writes the checkpoint, TensorBoard scalars and the pro
 """
 import copy
 import os
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -25,6 +26,7 @@ from aloe.learning import algorithm
 from aloe.learning.checkpoint import Checkpoint, VLAModel, new_version
 from aloe.learning.config import LearningError, TrainConfig, validate
 from aloe.learning.data import ChunkTransitions, Normalizer, chunk_transitions, fingerprint
+from aloe.learning.resume import ResumeFile
 
 
 class TrainingError(LearningError):
@@ -155,6 +157,20 @@ class Logger:
         if self.bar is not None:
             self.bar.set_description(name)
 
+    def say(self, line: str) -> None:
+        if not self.main:
+            return
+        if self.bar is not None:
+            self.bar.write(f"[aloe train] {line}", file=sys.stderr)
+        else:
+            print(f"[aloe train] {line}", file=sys.stderr, flush=True)
+
+    def skip_to(self, step: int) -> None:
+        """Count `step` steps as done (a resumed phase), so later scalars keep their x."""
+        self.global_step += step
+        if self.bar is not None:
+            self.bar.update(step)
+
     def step(self, _local_step: int, scalars: dict) -> None:
         self.global_step += 1
         self.latest.update(scalars)
@@ -179,8 +195,9 @@ class Logger:
 
 
 def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_dir=None,
-          progress: bool = True, runtime: Optional[Runtime] = None) -> Checkpoint:
-    """Train `config.algo` on `episodes`, from `init` if given; returns the new checkpoint."""
+          progress: bool = True, runtime: Optional[Runtime] = None, resume: Optional[ResumeFile] = None) -> Checkpoint:
+    """Train `config.algo` on `episodes`, from `init` if given; returns the new checkpoint.
+    With `resume`, pre-training saves its state there and goes on from a state saved before."""
     validate(config)
     runtime = runtime or runtime_from_environment()
     if not episodes:
@@ -217,7 +234,7 @@ def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_
     try:
         if pretrain:
             log.phase("pretrain (bc)")
-            _pretrain(model, observations, obs, actions, mask, config, runtime, batches, log)
+            _pretrain(model, observations, obs, actions, mask, config, runtime, batches, log, resume)
         log.phase("encode")
         model.encoder.requires_grad_(False)
         features = encode(model.encoder, observations)
@@ -265,13 +282,24 @@ def _check_compatible(old: TrainConfig, new: TrainConfig) -> None:
         raise TrainingError("the initial checkpoint's model config differs from this run's; train with its config")
 
 
-def _pretrain(model, observations, obs, actions, mask, config, runtime, batches, log) -> None:
+def _pretrain(model, observations, obs, actions, mask, config, runtime, batches, log, resume: Optional[ResumeFile]) -> None:
     bc = BehaviourCloning(model.encoder, model.actor).train()
-    forward = runtime.wrap(bc)
     optimizer = torch.optim.Adam(bc.parameters(), lr=config.lr)
     draws = config.pretrain_noise_draws
     average = copy.deepcopy(bc).requires_grad_(False)
-    for step in range(config.pretrain_steps):
+    modules = {"model": bc, "average": average}
+    start = resume.load(modules, optimizer, batches, log.say) if resume is not None else 0
+    if runtime.world_size > 1:
+        import torch.distributed as dist
+
+        starts = [None] * runtime.world_size
+        dist.all_gather_object(starts, start)
+        if len(set(starts)) > 1:  # a crash between two ranks' saves: their steps would not pair up
+            raise TrainingError(f"the ranks' saved pre-training states are at different steps {starts}; "
+                                f"delete {resume.path.parent}/{resume.path.stem.rsplit('-rank', 1)[0]}-rank*{resume.path.suffix} to start over")
+    log.skip_to(start)
+    forward = runtime.wrap(bc)  # after loading: DDP broadcasts rank 0's parameters
+    for step in range(start, config.pretrain_steps):
         index = torch.randint(len(obs), (max(config.batch_size // draws, 1),), generator=batches).to(runtime.device)
         loss = forward(*observations.rows(obs[index]), actions[index], mask[index], draws).mean()
         optimizer.zero_grad(set_to_none=True)
@@ -279,6 +307,8 @@ def _pretrain(model, observations, obs, actions, mask, config, runtime, batches,
         optimizer.step()
         algorithm.average_weights(average, bc, step, config.ema_decay)
         log.step(step, {"pretrain/fm_loss": loss.item()})
+        if resume is not None:
+            resume.maybe_save(step + 1, modules, optimizer, batches, runtime.device)
     bc.load_state_dict(average.state_dict())
 
 
