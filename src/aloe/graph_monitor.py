@@ -57,12 +57,16 @@ class GraphMonitor:
         self.first_seen.setdefault(name, now)
         self.last_seen[name] = now
 
-    def nodes_in_namespace(self, settle_s: float = 1.5) -> list:
-        """Names of nodes already in our namespace, after giving discovery `settle_s`."""
-        time.sleep(settle_s)
-        return sorted(
-            name for name, ns in self.node.get_node_names_and_namespaces() if ns == self.namespace
-        )
+    def nodes_in_namespace(self, settle_s: float = 3.0) -> list:
+        """Names of nodes already in our namespace: the first found within `settle_s` of
+        discovery, or none after it. With both CPU cores busy, 1.5 s once missed a node
+        that was there (CI beside a training run)."""
+        deadline = time.monotonic() + settle_s
+        while True:
+            found = sorted(name for name, ns in self.node.get_node_names_and_namespaces() if ns == self.namespace)
+            if found or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.1)
 
     def snapshot(self, expected_services=(), timeout_s: float = 5.0) -> dict:
         """Topics with a publisher in the namespace, and the services offered there.
