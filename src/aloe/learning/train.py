@@ -296,7 +296,7 @@ def _pretrain(model, observations, obs, actions, mask, config, runtime, batches,
         dist.all_gather_object(starts, start)
         if len(set(starts)) > 1:  # a crash between two ranks' saves: their steps would not pair up
             raise TrainingError(f"the ranks' saved pre-training states are at different steps {starts}; "
-                                f"delete {resume.path.parent}/{resume.path.stem.rsplit('-rank', 1)[0]}-rank*{resume.path.suffix} to start over")
+                                f"delete {resume.path} and the other ranks' files beside it to start over")
     log.skip_to(start)
     forward = runtime.wrap(bc)  # after loading: DDP broadcasts rank 0's parameters
     for step in range(start, config.pretrain_steps):
