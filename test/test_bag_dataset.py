@@ -1,9 +1,9 @@
 """Episode bags into learning episodes: step alignment, intervention flags, images, cache,
-and bad bags named and skipped."""
+and bad bags named and skipped; which episodes a resumed recording already holds."""
 import numpy as np
 import pytest
 
-from aloe.bag_dataset import load_bags, load_episode
+from aloe.bag_dataset import load_bags, load_episode, recorded_episodes
 from aloe.learning.config import DataConfig
 from aloe.learning.data import DataError, chunk_transitions
 from aloe.recording import EpisodeBag, aloe_typestore
@@ -90,3 +90,26 @@ def test_bad_bags_are_named_and_skipped_and_the_rest_load(store, tmp_path):
     assert any(line.startswith("skipped cut") for line in lines)
     with pytest.raises(DataError, match="not a directory"):
         load_bags(tmp_path / "nowhere", store)
+
+
+def test_a_resumed_recording_keeps_finished_episodes_and_redoes_cut_off_ones(store, tmp_path):
+    def episode_bag(name, closed=True, **meta):
+        bag = EpisodeBag(tmp_path / "bags" / name, {"/r/episode": "std_msgs/msg/String"}, store)
+        bag.write("/r/episode", 0, store.serialize_cdr(store.types["std_msgs/msg/String"](data=name), "std_msgs/msg/String"))
+        if closed:
+            bag.close({"episode_id": name, "variant": "train", **meta})
+        else:
+            bag.flush()  # the recorder was killed: records on disk, no metadata.yaml
+
+    episode_bag("a", task="sorting", seed=3, outcome="success")
+    episode_bag("b", task="sorting", seed=4, outcome="failure")
+    episode_bag("c", task="sorting", seed=5, outcome="truncated")  # stopped mid-episode
+    episode_bag("d", closed=False)
+    episode_bag("f", task="drawer", seed=3, outcome="success")  # not asked for this time: left alone
+    episode_bag("g", task="sorting", seed=6, outcome="success", variant="unseen")
+    (tmp_path / "bags" / "notes").mkdir()  # not a bag: never removed
+    planned = {("sorting", seed) for seed in range(3, 8)}
+    done, unfinished = recorded_episodes(tmp_path / "bags", planned, "train")
+    assert done == {("sorting", 3), ("sorting", 4)}
+    assert sorted(bag.name for bag in unfinished) == ["c", "d"]
+    assert recorded_episodes(tmp_path / "nowhere", planned, "train") == (set(), [])

@@ -1,8 +1,10 @@
 """Evaluation: the statistics against known values, and seeded rollouts of a real checkpoint
-in the simulator that reproduce and end with the task detector's verdict."""
+in the simulator that reproduce and end with the task detector's verdict; an evaluation
+killed mid-way resumes to the same results."""
 import math
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -59,7 +61,7 @@ def checkpoint(tmp_path_factory):
     return out
 
 
-def test_seeded_rollouts_reproduce_and_summaries_count_them(checkpoint, tmp_path):
+def test_seeded_rollouts_reproduce_and_summaries_count_them_and_a_killed_evaluation_resumes(checkpoint, tmp_path, capsys):
     conditions = [parse_condition("train"), parse_condition("train+noise:1.0")]
     first = evaluate(checkpoint, ["insertion"], conditions, [100000, 100001])
     again = evaluate(checkpoint, ["insertion"], conditions, [100000, 100001], workers=2)
@@ -73,14 +75,40 @@ def test_seeded_rollouts_reproduce_and_summaries_count_them(checkpoint, tmp_path
     assert [(s.condition, s.episodes) for s in summaries] == [("train", 2), ("train+noise:1.0", 2)]
     assert all(s.successes == sum(r.success for r in first if r.condition == s.condition) for s in summaries)
 
-    assert main(["evaluate", str(checkpoint), "--task", "insertion", "--episodes", "2", "--conditions", "train", "--workers", "1",
-                 "--out", str(tmp_path)]) == 0
+    options = [str(checkpoint), "--task", "insertion", "--episodes", "2", "--conditions", "train", "--workers", "1"]
+    assert main(["evaluate", *options, "--out", str(tmp_path)]) == 0
     written = read_episode_results(tmp_path / "episodes.csv")
     assert [(r.seed, r.success, r.q_start, r.stages_reached) for r in written] == \
            [(r.seed, r.success, pytest.approx(r.q_start), r.stages_reached) for r in first if r.condition == "train"]
     # A success reached every stage; the stages recorded are the task's, in its order.
     assert all(r.stages_reached == "grasped+inserted" for r in first if r.success)
     assert all(r.stages_reached in ("", "grasped", "inserted", "grasped+inserted") for r in first)
+
+    # Killed after its first episode (and mid-way through writing the next row), then
+    # resumed: the episodes an uninterrupted run gives, each once.
+    out = tmp_path / "killed"
+    journal = out / "episodes.journal.csv"
+    process = subprocess.Popen([sys.executable, "-m", "aloe.cli", "evaluate", *options, "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (journal.exists() and len(journal.read_text().splitlines()) >= 2):
+        time.sleep(0.05)  # the header and the first episode's row
+    process.kill()
+    process.wait()
+    assert not (out / "episodes.csv").exists()
+    with journal.open("a") as handle:
+        handle.write(f"{written[0].checkpoint},insertion,train,100001,Tr")
+    capsys.readouterr()
+    assert main(["evaluate", *options, "--out", str(out), "--resume"]) == 0
+    said = capsys.readouterr().err
+    assert "resuming: 1 of 2 episodes already evaluated" in said
+    assert ": 2/2 episodes" in said and ": 1/2 episodes" not in said  # one episode ran, not both again
+    resumed = read_episode_results(out / "episodes.csv")
+    key = lambda r: (r.checkpoint, r.task, r.condition, r.seed, r.success, r.sim_seconds, r.stages_reached)  # noqa: E731
+    assert [key(r) for r in resumed] == [key(r) for r in written]
+    assert [r.q_start for r in resumed] == pytest.approx([r.q_start for r in written], rel=1e-5)
+    assert not journal.exists()
+    assert main(["evaluate", *options, "--resume"]) == 2  # nowhere to resume from
 
 
 def test_evaluate_refuses_a_missing_checkpoint_with_one_line(tmp_path, capsys):

@@ -1,7 +1,7 @@
 """`aloe experiment` end to end on the smoke protocol: demonstrations and a deployment
 round through the real graph into bags, BC and the three post-training algorithms at equal
 data, evaluation, the report with its plots; then an interrupted run resumes where it
-stopped and a different config is refused."""
+stopped (an evaluation from its journal) and a different config is refused."""
 import json
 from pathlib import Path
 
@@ -34,24 +34,29 @@ def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys)
     # every step ran processes (the graph, a training): none held less than a Python process
     assert min(state["peak_memory_mb"].values()) > 20
 
-    # Interrupted during the last step: the report covers what finished; resumed, the step
-    # starts afresh from there and nothing else runs.
-    state["finished"].pop()
+    # Interrupted while mc trained again and its evaluation had begun: the report covers what
+    # finished; resumed, the training starts afresh and the evaluation goes on from its
+    # journal, where the episodes of the checkpoint replaced since count for nothing.
+    state["finished"] = state["finished"][:-2]
     (out / "state.json").write_text(json.dumps(state))
     assert main(["experiment", "--config", "config/experiment-smoke.yaml", "--out", str(out), "--report"]) == 0
     report = (out / "report.md").read_text()
-    assert "Partial: 10 of 11 steps finished.** Not run yet: insertion: round 1 mc evaluation." in report
+    assert "Partial: 9 of 11 steps finished.** Not run yet: insertion: round 1 mc training" in report
     assert "| 1 | bc | unseen |" in report and "| 1 | mc |" not in report
     assert len(read_episode_results(out / "episodes.csv")) == 3 * 3 * 2
     assert main(["experiment", "--config", "config/experiment-smoke.yaml", "--out", str(tmp_path / "none"), "--report"]) == 2
     assert "no finished step" in capsys.readouterr().err
-    stale = out / "insertion" / "evaluation" / "round1" / "mc" / "stale.csv"
-    stale.write_text("left by the interrupted run")
+    evaluation = out / "insertion" / "evaluation" / "round1" / "mc"
+    old_results = read_episode_results(evaluation / "episodes.csv")
+    (evaluation / "episodes.journal.csv").write_text("".join((evaluation / "episodes.csv").read_text().splitlines(True)[:2]))
+    (evaluation / "episodes.csv").unlink()
     capsys.readouterr()
     assert main(["experiment", "--config", "config/experiment-smoke.yaml", "--out", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "resuming: 10 of 11 steps already finished" in said and said.count("...") == 1
-    assert "round 1 mc evaluation" in said and not stale.exists()
+    assert "resuming: 9 of 11 steps already finished" in said and said.count("...") == 2
+    assert "resuming: 0 of 6 episodes already evaluated" in (out / "logs" / "011-insertion-round-1-mc-evaluation.log").read_text()
+    new_results = read_episode_results(evaluation / "episodes.csv")
+    assert len(new_results) == 6 and {r.checkpoint for r in new_results}.isdisjoint({r.checkpoint for r in old_results})
 
     other = tmp_path / "other.yaml"
     smoke = Path("config/experiment-smoke.yaml").read_text()

@@ -223,18 +223,29 @@ def test_aloe_record_writes_one_bag_per_episode_and_stops(ros_domain, tmp_path):
     assert "node 'episode_runner' finished its work" in result.stdout
 
 
-def test_aloe_record_stopped_before_its_episodes_fails(ros_domain, tmp_path):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aloe.cli", "record", "--task", "insertion", "--episodes", "20", "--out", str(tmp_path / "bags"),
-         "--real-time-factor", "0", "--namespace", "rec_stop"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-    )
+def test_aloe_record_stopped_before_its_episodes_fails_and_resumes_with_the_rest(ros_domain, tmp_path):
+    command = [sys.executable, "-m", "aloe.cli", "record", "--task", "insertion", "--episodes", "4", "--out", str(tmp_path / "bags"),
+               "--real-time-factor", "0", "--namespace", "rec_stop"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list((tmp_path / "bags").glob("*/metadata.yaml")):
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)  # an operator's Ctrl-C after the first episode
     stdout, stderr = process.communicate(timeout=60)
     recorded = [p for p in (tmp_path / "bags").iterdir() if p.is_dir()]
-    assert 1 <= len(recorded) < 20, stdout[-2000:]
+    assert 1 <= len(recorded) < 4, stdout[-2000:]
     assert process.returncode == 1, stdout[-2000:] + stderr[-2000:]
-    assert f"stopped after {len(recorded)} of 20 episodes" in stderr
+    assert f"stopped after {len(recorded)} of 4 episodes" in stderr
+    finished = {bag.name: custom_data(bag)["aloe.seed"] for bag in recorded
+                if (bag / "metadata.yaml").exists() and custom_data(bag)["aloe.outcome"] != "truncated"}
+
+    # Resumed: the finished episodes stay as they were, the others are recorded, each seed once.
+    result = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert f"resuming: {len(finished)} of 4 episodes already recorded" in result.stdout
+    bags = [p for p in (tmp_path / "bags").iterdir() if p.is_dir()]
+    seeds = sorted(custom_data(bag)["aloe.seed"] for bag in bags)
+    assert seeds == ["0", "1", "2", "3"], result.stdout[-3000:]
+    assert all(custom_data(bag)["aloe.outcome"] in ("success", "failure") for bag in bags)
+    assert {bag.name: custom_data(bag)["aloe.seed"] for bag in bags if bag.name in finished} == finished
+    assert f"{4 - len(finished)} episode bag" in result.stdout

@@ -41,6 +41,30 @@ def bag_metadata(bag: Path) -> dict:
     return {key[len("aloe."):]: value for key, value in (info.get("custom_data") or {}).items() if key.startswith("aloe.")}
 
 
+def recorded_episodes(folder: Path, planned: set, variant: str) -> tuple:
+    """Which of the `planned` (task, seed) episodes of `variant` already have a finished bag
+    in `folder`, and the bags of episodes that did not finish (cut off by a stop or a crash),
+    for a recording that resumes. Bags of other episodes are neither."""
+    done, unfinished = set(), []
+    if not Path(folder).is_dir():
+        return done, unfinished
+    for bag in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
+        try:
+            meta = bag_metadata(bag)
+        except DataError:
+            if any(bag.glob("*.mcap")):  # a bag whose recorder was killed mid-episode
+                unfinished.append(bag)
+            continue
+        episode = (meta.get("task"), int(meta.get("seed", -1)))
+        if episode not in planned or meta.get("variant") != variant:
+            continue
+        if meta.get("outcome") in ("success", "failure"):
+            done.add(episode)
+        else:  # truncated: stopped before the episode ended
+            unfinished.append(bag)
+    return done, unfinished
+
+
 def stamp_ns(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 

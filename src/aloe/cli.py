@@ -1,6 +1,7 @@
 """The `aloe` command line."""
 import argparse
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -81,7 +82,7 @@ def record(args) -> int:
 
     import yaml
 
-    from aloe.bag_dataset import bag_metadata
+    from aloe.bag_dataset import bag_metadata, recorded_episodes
     from aloe.learning.data import DataError
 
     if args.episodes < 1:
@@ -89,11 +90,24 @@ def record(args) -> int:
     if args.policy and not Path(args.policy).is_file():
         raise CliError(f"--policy {args.policy}: no such checkpoint")
     out = Path(args.out).expanduser().resolve()
+    tasks = args.task or ["insertion", "drawer", "sorting"]
+    expected = args.episodes * len(tasks)
+    done = set()
+    if args.resume:
+        # Finished episodes stay; one cut off mid-way is recorded again from its start.
+        planned = {(task, args.first_seed + i) for task in tasks for i in range(args.episodes)}
+        done, unfinished = recorded_episodes(out, planned, args.variant)
+        for bag in unfinished:
+            shutil.rmtree(bag)
+            print(f"[aloe record] removed {bag.name}: its episode did not finish and is recorded again")
+        print(f"[aloe record] resuming: {len(done)} of {expected} episodes already recorded in {out}")
+        if len(done) == expected:
+            return 0
     before = set(out.iterdir()) if out.is_dir() else set()
     settings = {
-        "/**/episode_runner": {"tasks": args.task or ["insertion", "drawer", "sorting"], "episodes_per_task": args.episodes,
+        "/**/episode_runner": {"tasks": tasks, "episodes_per_task": args.episodes,
                                "first_seed": args.first_seed, "variant": args.variant, "disturbances": args.disturbances,
-                               "exit_when_done": True},
+                               "skip": ",".join(f"{task}/{seed}" for task, seed in sorted(done)), "exit_when_done": True},
         "/**/sim_robot": {"real_time_factor": args.real_time_factor, "scripted_operator": True},
         "/**/recorder": {"out_dir": str(out)},
     }
@@ -121,16 +135,16 @@ def record(args) -> int:
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())) or "none"
     print(f"[aloe record] {len(bags)} episode bag{'s' if len(bags) != 1 else ''} in {out}: {summary}")
-    expected = args.episodes * len(settings["/**/episode_runner"]["tasks"])
-    if code != 0 and outcomes.get("success", 0) + outcomes.get("failure", 0) == expected:
+    if code != 0 and outcomes.get("success", 0) + outcomes.get("failure", 0) + len(done) == expected:
         # Every episode ended and is in its bag: a node that would not stop once the work was
         # done (seen once: the policy node, killed after 10 s) does not undo the recording.
         print(f"[aloe record] the graph did not end cleanly (above), but all {expected} episodes are recorded", file=sys.stderr)
         return 0
-    if code == 0 and len(bags) < expected:
+    if code == 0 and len(bags) + len(done) < expected:
         # Stopped (Ctrl-C, SIGTERM) before the episodes asked for: not a finished recording,
         # so that a script or `aloe experiment` does not take it for one.
-        print(f"[aloe record] stopped after {len(bags)} of {expected} episodes", file=sys.stderr)
+        print(f"[aloe record] stopped after {len(bags) + len(done)} of {expected} episodes (--resume goes on from there)",
+              file=sys.stderr)
         return 1
     return code
 
@@ -150,28 +164,52 @@ def split_conditions(text: str) -> list:
 
 
 def evaluate_checkpoints(args) -> int:
-    from aloe.evaluation import EvaluationError, evaluate, parse_condition, summarize, write_csv
+    from aloe.evaluation import (EpisodeJournal, EvaluationError, episode_key, evaluate, parse_condition, summarize,
+                                 write_csv)
     from aloe.learning.checkpoint import CheckpointError, load_checkpoint
 
     if args.episodes < 1 or args.workers < 1:
         raise CliError("--episodes and --workers must be at least 1")
+    if args.resume and not args.out:
+        raise CliError("--resume goes on from the episodes recorded in --out: give --out")
     try:
         conditions = [parse_condition(c) for c in split_conditions(args.conditions)]
     except EvaluationError as error:
         raise CliError(str(error)) from None
+    versions = {}
     for checkpoint in args.checkpoints:
         try:
-            load_checkpoint(checkpoint)
+            versions[checkpoint] = load_checkpoint(checkpoint).version
         except CheckpointError as error:
             raise CliError(str(error)) from None
     tasks = args.task or ["insertion", "drawer", "sorting"]
     seeds = range(args.first_seed, args.first_seed + args.episodes)
+    # Every episode asked for, in the order an uninterrupted run gives them.
+    keys = [(versions[c], task, condition.name, seed) for c in args.checkpoints for task in tasks for condition in conditions for seed in seeds]
+    journal, earlier = None, {}
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        journal = EpisodeJournal(args.out / "episodes.journal.csv")
+        if args.resume:
+            try:
+                recorded = journal.read()
+            except (KeyError, ValueError) as error:
+                raise CliError(f"{journal.path} is unreadable ({error}); run without --resume to start afresh") from None
+            wanted = set(keys)
+            earlier = {episode_key(r): r for r in recorded if episode_key(r) in wanted}
+            print(f"[aloe evaluate] resuming: {len(earlier)} of {len(keys)} episodes already evaluated in {journal.path}",
+                  file=sys.stderr)
+        journal.start(list(earlier.values()))
     results = []
     for checkpoint in args.checkpoints:
         def progress(done, total, name=checkpoint):
             print(f"\r[aloe evaluate] {name}: {done}/{total} episodes", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
-        results += evaluate(checkpoint, tasks, conditions, seeds, workers=args.workers, progress=progress)
+        skip = {key[1:] for key in earlier if key[0] == versions[checkpoint]}
+        results += evaluate(checkpoint, tasks, conditions, seeds, workers=args.workers, progress=progress, skip=skip,
+                            on_result=journal.append if journal else None)
+    by_key = {**earlier, **{episode_key(r): r for r in results}}
+    results = [by_key[key] for key in keys]
     summaries = summarize(results)
     print(f"{'checkpoint':<34} {'task':<10} {'condition':<24} {'success (95 % CI)':<22} {'per min':>8} {'Q start':>8} {'return':>8} {'rank r':>7}  stages reached")
     for s in summaries:
@@ -179,9 +217,9 @@ def evaluate_checkpoints(args) -> int:
               f"[{s.success_low:4.0%}, {s.success_high:4.0%}]  {s.throughput:8.2f} {s.q_start_mean:8.3f} {s.return_mean:8.3f} "
               f"{s.q_return_spearman:7.2f}  {s.stage_rates}")
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
         write_csv(args.out / "episodes.csv", results)
         write_csv(args.out / "summary.csv", summaries)
+        journal.remove()
         print(f"[aloe evaluate] wrote {args.out / 'episodes.csv'} and {args.out / 'summary.csv'}", file=sys.stderr)
     return 0
 
@@ -256,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--takeover-below", type=float, help="with --policy: also take over when the critic's Q falls below this")
     rec.add_argument("--out", default="bags", help="folder for the episode bags (default: bags)")
     rec.add_argument("--first-seed", type=int, default=0)
+    rec.add_argument("--resume", action="store_true",
+                     help="keep the finished episodes already in --out and record only the rest")
     rec.add_argument("--variant", choices=["train", "unseen"], default="train")
     rec.add_argument("--disturbances", default="", help="e.g. push:0.5,drop:0.2")
     rec.add_argument("--real-time-factor", type=float, default=1.0, help="simulator pace (0: as fast as it can)")
@@ -291,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--conditions", default="train,unseen,train+push:0.5,train+noise:1.0",
                     help="comma-separated variant[+disturbances]; disturbance lists continue their condition (default: %(default)s)")
     ev.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel simulator processes (default: one per core)")
-    ev.add_argument("--out", type=Path, help="write episodes.csv and summary.csv here")
+    ev.add_argument("--out", type=Path, help="write episodes.csv and summary.csv here (and each episode as it ends)")
+    ev.add_argument("--resume", action="store_true", help="go on from the episodes an interrupted run recorded in --out")
     ev.set_defaults(handler=evaluate_checkpoints)
 
     ex = commands.add_parser("experiment", help="demonstrations, BC, deployment rounds, ALOE and the baselines, evaluation, report")

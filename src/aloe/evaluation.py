@@ -17,7 +17,7 @@ Conditions are written `variant` or `variant+disturbances`: "train", "unseen",
 import csv
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -231,30 +231,80 @@ def _run_one(job) -> EpisodeResult:
     return rollout(_worker["policy"], _worker["session"], task, seed, condition, replan_every)
 
 
+def episode_key(result: EpisodeResult) -> tuple:
+    return result.checkpoint, result.task, result.condition, result.seed
+
+
 def evaluate(checkpoint: Path, tasks, conditions, seeds, replan_every: int = 25, workers: int = 1,
-             image_size=(240, 320), progress=None) -> list:
-    """Every (task, condition, seed) episode of one checkpoint; `progress(done, total)`."""
+             image_size=(240, 320), progress=None, skip=frozenset(), on_result=None) -> list:
+    """Every (task, condition, seed) episode of one checkpoint but those in `skip` (as
+    (task, condition name, seed)), in that order; `on_result(result)` as each ends and
+    `progress(done, total)`, both counting the skipped ones as done."""
     import multiprocessing
 
-    jobs = [(task, seed, condition, replan_every) for task in tasks for condition in conditions for seed in seeds]
+    every = [(task, seed, condition, replan_every) for task in tasks for condition in conditions for seed in seeds]
+    jobs = [job for job in every if (job[0], job[2].name, job[1]) not in skip]
     results = []
+
+    def finished(result):
+        results.append(result)
+        if on_result:
+            on_result(result)
+        if progress:
+            progress(len(every) - len(jobs) + len(results), len(every))
+
+    if not jobs:
+        return results
     if workers <= 1:
         _start_worker(str(checkpoint), image_size)
         try:
             for job in jobs:
-                results.append(_run_one(job))
-                if progress:
-                    progress(len(results), len(jobs))
+                finished(_run_one(job))
         finally:
             _worker.pop("session").close()
         return results
     context = multiprocessing.get_context("spawn")  # no forked rclpy or MuJoCo state
-    with context.Pool(workers, _start_worker, (str(checkpoint), image_size)) as pool:
+    with context.Pool(min(workers, len(jobs)), _start_worker, (str(checkpoint), image_size)) as pool:
         for result in pool.imap(_run_one, jobs):
-            results.append(result)
-            if progress:
-                progress(len(results), len(jobs))
+            finished(result)
     return results
+
+
+class EpisodeJournal:
+    """Each episode's result appended to a CSV as it ends, so that an evaluation cut off by a
+    crash or a stop goes on where it was (`aloe evaluate --resume`): episodes are seeded and
+    reproducible, so the resumed result is the one an uninterrupted run gives."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def read(self) -> list:
+        """The results recorded, less a last row a crash cut off."""
+        if not self.path.exists():
+            return []
+        text = self.path.read_text()
+        if not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+        return [result_from_row(row) for row in csv.DictReader(text.splitlines())]
+
+    def start(self, results: list) -> None:
+        """A fresh journal holding `results` (those of an earlier run kept by a resume)."""
+        temporary = self.path.with_suffix(".partial")
+        with temporary.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, [field.name for field in fields(EpisodeResult)])
+            writer.writeheader()
+            writer.writerows(asdict(result) for result in results)
+        os.replace(temporary, self.path)
+
+    def append(self, result: EpisodeResult) -> None:
+        row = asdict(result)
+        with self.path.open("a", newline="") as handle:
+            csv.DictWriter(handle, list(row)).writerow(row)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def write_csv(path: Path, rows: list) -> None:
@@ -271,9 +321,12 @@ def write_csv(path: Path, rows: list) -> None:
     os.replace(temporary, path)
 
 
+def result_from_row(r: dict) -> EpisodeResult:
+    return EpisodeResult(r["checkpoint"], r["task"], r["condition"], int(r["seed"]), r["success"] == "True",
+                         float(r["sim_seconds"]), float(r["measured_return"]), float(r["q_start"]),
+                         float(r["q_start_mean"]), float(r["q_start_std"]), r.get("stages_reached", ""))
+
+
 def read_episode_results(path: Path) -> list:
     with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [EpisodeResult(r["checkpoint"], r["task"], r["condition"], int(r["seed"]), r["success"] == "True",
-                          float(r["sim_seconds"]), float(r["measured_return"]), float(r["q_start"]),
-                          float(r["q_start_mean"]), float(r["q_start_std"]), r.get("stages_reached", "")) for r in rows]
+        return [result_from_row(row) for row in csv.DictReader(handle)]

@@ -10,9 +10,10 @@ Per task:
      round's conditions; the last round on every condition.
 A results folder collects each step's output, the CSVs, a markdown report and plots, the
 exact config and the versions. `state.json` lists the finished steps: run the same command
-again after an interruption and it continues with the first unfinished step (whose partial
-output is cleared first; BC pre-training, the longest step, goes on from its last saved
-state in `resume/`).
+again after an interruption and it continues with the first unfinished step. Its partial
+output is cleared first, except where the step resumes: a recording or an evaluation
+keeps its finished episodes and runs the rest, BC pre-training goes on from its last saved
+state in `resume/`.
 """
 import json
 import os
@@ -81,8 +82,9 @@ def load_config(path: Path) -> ExperimentConfig:
 @dataclass
 class Step:
     name: str
-    output: Path  # cleared when the step runs again
+    output: Path  # cleared when the step runs again, unless it resumes
     command: list
+    resumes: bool = False  # the command goes on from what an interrupted run left in `output`
 
 
 class Experiment:
@@ -108,7 +110,7 @@ class Experiment:
             demos = self.bag_folders(task, 0)[0]
             steps.append(Step(f"{task}: demonstrations", demos, python + [
                 "record", "--task", task, "--episodes", str(c.demonstrations), "--out", str(demos), "--first-seed", "0",
-                "--real-time-factor", str(c.real_time_factor), "--namespace", f"exp_{task}"]))
+                "--real-time-factor", str(c.real_time_factor), "--namespace", f"exp_{task}", "--resume"], resumes=True))
             bc = self.checkpoint(task, 0, "bc")
             steps.append(Step(f"{task}: BC pre-training", bc.parent, python + [
                 "train", "--algo", "bc", "--bags", str(demos), "--out", str(bc), "--no-progress",
@@ -118,10 +120,10 @@ class Experiment:
                 bags = self.bag_folders(task, r)[-1]
                 deploy = python + ["record", "--task", task, "--episodes", str(c.episodes_per_round), "--out", str(bags),
                                    "--first-seed", str(1000 * r), "--policy", str(driver), "--takeover-after", str(c.takeover_after_s),
-                                   "--real-time-factor", str(c.real_time_factor), "--namespace", f"exp_{task}"]
+                                   "--real-time-factor", str(c.real_time_factor), "--namespace", f"exp_{task}", "--resume"]
                 if c.takeover_below is not None:
                     deploy += ["--takeover-below", str(c.takeover_below)]
-                steps.append(Step(f"{task}: round {r} deployment", bags, deploy))
+                steps.append(Step(f"{task}: round {r} deployment", bags, deploy, resumes=True))
                 folders = [str(f) for f in self.bag_folders(task, r)]
                 conditions = c.evaluation.conditions if r == c.rounds else c.evaluation.every_round
                 for algo in c.algorithms:
@@ -132,7 +134,8 @@ class Experiment:
                     steps.append(Step(f"{task}: round {r} {algo} evaluation", self.evaluation_dir(task, r, algo), python + [
                         "evaluate", str(out), "--task", task, "--episodes", str(c.evaluation.episodes),
                         "--first-seed", str(c.evaluation.first_seed), "--conditions", ",".join(conditions),
-                        "--workers", str(c.evaluation.workers), "--out", str(self.evaluation_dir(task, r, algo))]))
+                        "--workers", str(c.evaluation.workers), "--out", str(self.evaluation_dir(task, r, algo)), "--resume"],
+                        resumes=True))
         return steps
 
     # --- running and resuming ------------------------------------------------------------------
@@ -161,7 +164,7 @@ class Experiment:
         logs.mkdir(exist_ok=True)
         for step in left:
             index = steps.index(step) + 1
-            if step.output.exists():  # a step interrupted before: start it afresh
+            if step.output.exists() and not step.resumes:  # a step interrupted before: start it afresh
                 shutil.rmtree(step.output) if step.output.is_dir() else step.output.unlink()
             log = logs / f"{index:03d}-{step.name.replace(':', '').replace(' ', '-')}.log"
             self.say(f"[{index}/{len(steps)}] {step.name} ...")

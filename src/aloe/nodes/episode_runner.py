@@ -24,6 +24,7 @@ PARAMETERS = {
     "first_seed": 0,
     "variant": "train",
     "disturbances": "",
+    "skip": "",  # "task/seed,...": episodes already recorded (a resumed `aloe record`)
     "exit_when_done": True,  # end the node (and a bounded bringup) after the last episode
 }
 
@@ -37,8 +38,11 @@ class Planned:
     seconds: float = 0.0
 
 
-def episode_plan(tasks, episodes_per_task: int, first_seed: int) -> list:
-    return [Planned(task, first_seed + i) for task in tasks for i in range(episodes_per_task)]
+def episode_plan(tasks, episodes_per_task: int, first_seed: int, skip: str = "") -> list:
+    """The episodes to run, in order, less the "task/seed" entries of `skip`."""
+    skipped = {entry.strip() for entry in skip.split(",") if entry.strip()}
+    return [Planned(task, first_seed + i) for task in tasks for i in range(episodes_per_task)
+            if f"{task}/{first_seed + i}" not in skipped]
 
 
 class EpisodeRunner(Node):
@@ -48,7 +52,9 @@ class EpisodeRunner(Node):
         value = lambda name: self.get_parameter(name).value  # noqa: E731
         if value("episodes_per_task") < 1 or not value("tasks"):
             raise NodeConfigError("episode_runner: needs at least one task and episodes_per_task >= 1")
-        self.plan = episode_plan(value("tasks"), value("episodes_per_task"), value("first_seed"))
+        self.plan = episode_plan(value("tasks"), value("episodes_per_task"), value("first_seed"), value("skip"))
+        if not self.plan:
+            raise NodeConfigError("episode_runner: every planned episode is in 'skip'; nothing to run")
         self.variant, self.disturbances = value("variant"), value("disturbances")
         self.exit_when_done = value("exit_when_done")
         self.index, self.pending, self.episode_id, self.started_at = 0, None, "", 0.0
