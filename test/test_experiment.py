@@ -1,14 +1,18 @@
 """`aloe experiment` end to end on the smoke protocol: demonstrations and a deployment
 round through the real graph into bags, BC and the three post-training algorithms at equal
 data, evaluation, the report with its plots; then an interrupted run resumes where it
-stopped (an evaluation from its journal) and a different config is refused."""
+stopped (an evaluation from its journal) and a different config is refused; a step that
+resumes counts the time of its interrupted runs."""
+import ast
 import json
+import sys
 from pathlib import Path
 
 import yaml
 
 from aloe.cli import main
 from aloe.evaluation import read_episode_results
+from aloe.experiment import Experiment, Step, load_config
 
 
 def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys):
@@ -71,3 +75,32 @@ def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys)
     other.write_text(smoke.replace("../test/tiny_train.yaml", str(train)))
     assert main(["experiment", "--config", str(other), "--out", str(out)]) == 2
     assert "another training config" in capsys.readouterr().err
+
+
+class TwoSteps(Experiment):
+    """The smoke config's provenance with two short steps of our own: one that resumes, one
+    that starts afresh. Each prints what state.json says of it while it runs."""
+
+    def steps(self):
+        show = ("import json, sys, time; time.sleep(1.0); "
+                "print(json.load(open(sys.argv[1]))['attempts'].get(sys.argv[2]))")
+        return [Step(name, self.out / name, [sys.executable, "-c", show, str(self.state_file), name], resumes=resumes)
+                for name, resumes in (("resuming", True), ("afresh", False))]
+
+
+def test_a_step_that_resumes_counts_the_time_of_its_interrupted_runs(tmp_path):
+    out = tmp_path / "exp"
+    out.mkdir()
+    earlier = {"seconds": 500.0, "peak_memory_mb": 99999}  # what runs killed before spent on each
+    (out / "state.json").write_text(json.dumps({"finished": [], "seconds": {}, "peak_memory_mb": {},
+                                                "attempts": {"resuming": earlier, "afresh": earlier}}))
+    assert TwoSteps(load_config(Path("config/experiment-smoke.yaml")), out, say=lambda line: None, checkpoint_every_s=0.2).run() == 0
+    state = json.loads((out / "state.json").read_text())
+    assert state["finished"] == ["resuming", "afresh"] and state["attempts"] == {}
+    assert 501 <= state["seconds"]["resuming"] < 600 and state["peak_memory_mb"]["resuming"] == 99999
+    assert state["seconds"]["afresh"] < 100 and 0 < state["peak_memory_mb"]["afresh"] < 99999
+    # While running, each step's cost so far was on disk: a kill then would have lost < 0.2 s.
+    seen = {name: ast.literal_eval((out / "logs" / log).read_text().strip())
+            for name, log in (("resuming", "001-resuming.log"), ("afresh", "002-afresh.log"))}
+    assert seen["resuming"]["seconds"] > 500 and seen["resuming"]["peak_memory_mb"] == 99999
+    assert 0 < seen["afresh"]["seconds"] < 100

@@ -13,7 +13,8 @@ exact config and the versions. `state.json` lists the finished steps: run the sa
 again after an interruption and it continues with the first unfinished step. Its partial
 output is cleared first, except where the step resumes: a recording or an evaluation
 keeps its finished episodes and runs the rest, BC pre-training goes on from its last saved
-state in `resume/`.
+state in `resume/`; the time and peak memory of such a step count its interrupted runs
+too (saved in `state.json` every 30 s while it runs).
 """
 import json
 import os
@@ -88,8 +89,9 @@ class Step:
 
 
 class Experiment:
-    def __init__(self, config: ExperimentConfig, out: Path, say=print):
+    def __init__(self, config: ExperimentConfig, out: Path, say=print, checkpoint_every_s: float = 30.0):
         self.config, self.out, self.say = config, out, say
+        self.checkpoint_every_s = checkpoint_every_s  # how often a running step's cost so far is saved
         self.state_file = out / "state.json"
 
     # --- the protocol as steps ------------------------------------------------------------
@@ -114,7 +116,7 @@ class Experiment:
             bc = self.checkpoint(task, 0, "bc")
             steps.append(Step(f"{task}: BC pre-training", bc.parent, python + [
                 "train", "--algo", "bc", "--bags", str(demos), "--out", str(bc), "--no-progress",
-                "--resume-state", str(self.out / "resume" / f"{task}-bc-pretraining.pt"), *train_options]))
+                "--resume-state", str(self.out / "resume" / f"{task}-bc-pretraining.pt"), *train_options], resumes=True))
             for r in range(1, c.rounds + 1):
                 driver = self.checkpoint(task, r - 1, "aloe" if r > 1 else "bc")
                 bags = self.bag_folders(task, r)[-1]
@@ -140,18 +142,59 @@ class Experiment:
 
     # --- running and resuming ------------------------------------------------------------------
     def finished(self) -> list:
-        if not self.state_file.exists():
-            return []
-        return json.loads(self.state_file.read_text())["finished"]
+        return self.read_state()["finished"]
 
-    def mark_finished(self, name: str, seconds: float, peak_memory: int) -> None:
-        state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {"finished": [], "seconds": {}, "peak_memory_mb": {}}
-        state["finished"].append(name)
-        state["seconds"][name] = round(seconds, 1)
-        state["peak_memory_mb"][name] = round(peak_memory / 2**20)  # all the step's processes at once
+    def read_state(self) -> dict:
+        state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        return {"finished": [], "seconds": {}, "peak_memory_mb": {}, "attempts": {}, **state}
+
+    def write_state(self, state: dict) -> None:
         temporary = self.state_file.with_suffix(".partial")
         temporary.write_text(json.dumps(state, indent=1))
         os.replace(temporary, self.state_file)  # a crash leaves the old state or the new, never half
+
+    def earlier_attempts(self, step: Step) -> dict:
+        """Time and peak memory that interrupted runs of a step that resumes already spent on
+        it (its work goes on from theirs, so its cost is theirs plus this run's)."""
+        if not step.resumes:
+            return {"seconds": 0.0, "peak_memory_mb": 0}
+        return self.read_state()["attempts"].get(step.name, {"seconds": 0.0, "peak_memory_mb": 0})
+
+    def record_attempt(self, name: str, seconds: float, peak_memory_mb: int) -> None:
+        state = self.read_state()
+        state["attempts"][name] = {"seconds": round(seconds, 1), "peak_memory_mb": peak_memory_mb}
+        self.write_state(state)
+
+    def mark_finished(self, name: str, seconds: float, peak_memory_mb: int) -> None:
+        state = self.read_state()
+        state["finished"].append(name)
+        state["seconds"][name] = round(seconds, 1)
+        state["peak_memory_mb"][name] = peak_memory_mb  # all the step's processes at once
+        state["attempts"].pop(name, None)
+        self.write_state(state)
+
+    def run_step(self, step: Step, log: Path) -> tuple:
+        """Run one step's command, its output to `log`: (exit code, seconds, peak MB), counting
+        what interrupted runs of a step that resumes spent on it before. While it runs, what it
+        has cost so far is saved every `checkpoint_every_s`, so a kill loses little of it."""
+        earlier, started = self.earlier_attempts(step), time.monotonic()
+        cost = lambda: (earlier["seconds"] + time.monotonic() - started,  # noqa: E731
+                        max(earlier["peak_memory_mb"], round(memory.peak / 2**20)))
+        with log.open("a" if step.resumes else "w") as handle, PeakTreeMemory() as memory:
+            child = subprocess.Popen(step.command, stdout=handle, stderr=subprocess.STDOUT)
+            try:
+                while True:
+                    try:
+                        code = child.wait(timeout=self.checkpoint_every_s)
+                        break
+                    except subprocess.TimeoutExpired:
+                        self.record_attempt(step.name, *cost())
+            except BaseException:  # Ctrl-C: the step stops with us, as under subprocess.run
+                child.kill()
+                child.wait()
+                self.record_attempt(step.name, *cost())
+                raise
+        return (code, *cost())
 
     def run(self) -> int:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -168,15 +211,13 @@ class Experiment:
                 shutil.rmtree(step.output) if step.output.is_dir() else step.output.unlink()
             log = logs / f"{index:03d}-{step.name.replace(':', '').replace(' ', '-')}.log"
             self.say(f"[{index}/{len(steps)}] {step.name} ...")
-            started = time.monotonic()
-            with log.open("w") as handle, PeakTreeMemory() as memory:
-                code = subprocess.run(step.command, stdout=handle, stderr=subprocess.STDOUT).returncode
-            seconds = time.monotonic() - started
+            code, seconds, peak_mb = self.run_step(step, log)
             if code != 0:
                 tail = "\n".join(log.read_text().splitlines()[-15:])
                 self.say(f"step '{step.name}' failed (exit {code}) after {seconds:.0f} s; its log {log} ends:\n{tail}")
+                self.record_attempt(step.name, seconds, peak_mb)
                 return 1
-            self.mark_finished(step.name, seconds, memory.peak)
+            self.mark_finished(step.name, seconds, peak_mb)
             self.say(f"[{index}/{len(steps)}] {step.name}: done in {seconds:.0f} s")
         from aloe.report import write_report
 
