@@ -95,7 +95,8 @@ def write_report(experiment) -> Path:
                 x, y, low, high = map(np.array, zip(*points))
                 axes.errorbar(x, y, yerr=[y - low, high - y], marker="o", capsize=3, label=algo)
         axes.set(xlabel="round", ylabel="success (train variants)", ylim=(0, 1.05), title=task)
-        axes.legend()
+        if axes.containers:  # no round evaluated yet: an empty plot, no legend
+            axes.legend()
         figure.tight_layout()
         figure.savefig(plots / f"{task}-success-per-round.png", dpi=120)
         plt.close(figure)
@@ -127,7 +128,8 @@ def write_report(experiment) -> Path:
             low = min(min(b[0] for b in bins), min(b[1] for b in bins), 0.0)
             axes.plot([low, 1], [low, 1], color="grey", linestyle="--", label="calibrated")
         axes.set(xlabel="pessimistic Q at episode start", ylabel="measured return", title=f"{task}: calibration" + (f", round {calibrated}" if calibrated else ""))
-        axes.legend(fontsize=7)
+        if results:
+            axes.legend(fontsize=7)
         figure.tight_layout()
         figure.savefig(plots / f"{task}-calibration.png", dpi=120)
         plt.close(figure)
