@@ -25,7 +25,7 @@ def test_play_republishes_the_episode_and_its_q_trajectory(rclpy_context, tmp_pa
     tester.create_subscription(QValue, "/r/critic/q_value", got["q"].append, topic("critic/q_value").qos)
     tester.create_subscription(Clock, "/clock", got["clock"].append, topic("/clock").qos)
     player = subprocess.Popen([sys.executable, "-m", "aloe.cli", "play", str(tmp_path / "ep"), "--rate", "2", "--critic", str(critic),
-                               "--delay", "3"],  # discovery on a busy machine
+                               "--delay", "8"],  # discovery on a busy machine (3 s lost the first state once)
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
     threading.Thread(target=lambda: output.extend(player.stdout), daemon=True).start()
