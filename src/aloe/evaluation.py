@@ -289,12 +289,7 @@ class EpisodeJournal:
 
     def start(self, results: list) -> None:
         """A fresh journal holding `results` (those of an earlier run kept by a resume)."""
-        temporary = self.path.with_suffix(".partial")
-        with temporary.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, [field.name for field in fields(EpisodeResult)])
-            writer.writeheader()
-            writer.writerows(asdict(result) for result in results)
-        os.replace(temporary, self.path)
+        write_csv(self.path, results, columns=[field.name for field in fields(EpisodeResult)])
 
     def append(self, result: EpisodeResult) -> None:
         row = asdict(result)
@@ -307,15 +302,15 @@ class EpisodeJournal:
         self.path.unlink(missing_ok=True)
 
 
-def write_csv(path: Path, rows: list) -> None:
+def write_csv(path: Path, rows: list, columns=None) -> None:
     """Rows (dataclasses or dicts) to CSV, written beside and renamed: an interrupted run
-    leaves no half file."""
-    if not rows:
+    leaves no half file. Without rows, nothing is written unless `columns` gives a header."""
+    if not rows and columns is None:
         return
     dicts = [row if isinstance(row, dict) else asdict(row) for row in rows]
     temporary = path.with_suffix(path.suffix + ".partial")
     with temporary.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(dicts[0]))
+        writer = csv.DictWriter(handle, columns or list(dicts[0]))
         writer.writeheader()
         writer.writerows(dicts)
     os.replace(temporary, path)

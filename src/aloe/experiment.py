@@ -156,9 +156,8 @@ class Experiment:
     def earlier_attempts(self, step: Step) -> dict:
         """Time and peak memory that interrupted runs of a step that resumes already spent on
         it (its work goes on from theirs, so its cost is theirs plus this run's)."""
-        if not step.resumes:
-            return {"seconds": 0.0, "peak_memory_mb": 0}
-        return self.read_state()["attempts"].get(step.name, {"seconds": 0.0, "peak_memory_mb": 0})
+        none = {"seconds": 0.0, "peak_memory_mb": 0}
+        return self.read_state()["attempts"].get(step.name, none) if step.resumes else none
 
     def record_attempt(self, name: str, seconds: float, peak_memory_mb: int) -> None:
         state = self.read_state()
