@@ -26,7 +26,7 @@ def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys)
     for algo in ("aloe", "bc", "ibc", "mc"):
         assert (out / "insertion" / "checkpoints" / "round1" / f"{algo}.safetensors").exists()
     results = read_episode_results(out / "episodes.csv")
-    assert len(results) == 4 * 3 * 2  # algorithms x conditions x episodes
+    assert len(results) == 4 * 3 * 1  # algorithms x conditions x episodes
     assert {r.condition for r in results} == {"train", "unseen", "train+push:0.5"}
     report = (out / "report.md").read_text()
     assert "| 1 | aloe | train |" in report and "| 1 | mc | train+push:0.5 |" in report and "Partial" not in report
@@ -47,7 +47,7 @@ def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys)
     report = (out / "report.md").read_text()
     assert "Partial: 9 of 11 steps finished.** Not run yet: insertion: round 1 mc training" in report
     assert "| 1 | bc | unseen |" in report and "| 1 | mc |" not in report
-    assert len(read_episode_results(out / "episodes.csv")) == 3 * 3 * 2
+    assert len(read_episode_results(out / "episodes.csv")) == 3 * 3 * 1
     assert main(["experiment", "--config", "config/experiment-smoke.yaml", "--out", str(tmp_path / "none"), "--report"]) == 2
     assert "no finished step" in capsys.readouterr().err
     evaluation = out / "insertion" / "evaluation" / "round1" / "mc"
@@ -58,9 +58,9 @@ def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys)
     assert main(["experiment", "--config", "config/experiment-smoke.yaml", "--out", str(out)]) == 0
     said = capsys.readouterr().out
     assert "resuming: 9 of 11 steps already finished" in said and said.count("...") == 2
-    assert "resuming: 0 of 6 episodes already evaluated" in (out / "logs" / "011-insertion-round-1-mc-evaluation.log").read_text()
+    assert "resuming: 0 of 3 episodes already evaluated" in (out / "logs" / "011-insertion-round-1-mc-evaluation.log").read_text()
     new_results = read_episode_results(evaluation / "episodes.csv")
-    assert len(new_results) == 6 and {r.checkpoint for r in new_results}.isdisjoint({r.checkpoint for r in old_results})
+    assert len(new_results) == 3 and {r.checkpoint for r in new_results}.isdisjoint({r.checkpoint for r in old_results})
 
     other = tmp_path / "other.yaml"
     smoke = Path("config/experiment-smoke.yaml").read_text()
