@@ -25,9 +25,8 @@ from pathlib import Path
 import torch
 
 from aloe.learning import synthetic
-from aloe.learning.checkpoint import load_checkpoint, save_checkpoint
+from aloe.learning.checkpoint import VLAModel, load_checkpoint, save_checkpoint
 from aloe.learning.config import TrainConfig
-from aloe.learning.checkpoint import VLAModel
 from aloe.learning.train import BehaviourCloning, Runtime, train
 
 # `aloe train` without aloe.cli, which imports rclpy (not on GPU machines)
