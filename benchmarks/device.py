@@ -149,14 +149,8 @@ def main() -> None:
                                   torch.zeros(4, 384) if config.model.use_language else None)
         with torch.no_grad():
             noise = torch.randn(4, config.model.horizon, config.model.action_dim)
-            chunks = []
-            for model, where in ((on_cpu, "cpu"), (on_device, device)):
-                x = noise.to(where)
-                f = features.to(where)
-                for i in range(config.model.flow_steps):
-                    t = torch.full((4,), i / config.model.flow_steps, device=where)
-                    x = x + model.actor.velocity(f, x, t) / config.model.flow_steps
-                chunks.append(x.cpu())
+            chunks = [model.actor.sample(features.to(where), noise=noise).cpu()
+                      for model, where in ((on_cpu, "cpu"), (on_device, device))]
         print(f"2. checkpoint written on {device}, loaded on cpu: largest difference between the cpu's and the "
               f"device's chunk from the same noise {(chunks[0] - chunks[1]).abs().max().item():.2e} (normalised units)")
         config_file = work / "train.yaml"

@@ -145,10 +145,12 @@ class FlowActor(nn.Module):
         return (error * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
 
     @torch.no_grad()
-    def sample(self, features, generator=None):
-        """One action chunk (B, H, A) per row of `features`, normalised units."""
+    def sample(self, features, generator=None, noise=None):
+        """One action chunk (B, H, A) per row of `features`, normalised units. `noise`, when
+        given, is the starting point (B, H, A) instead of a fresh draw, so two devices can be
+        compared on the same draw."""
         shape = (features.shape[0], self.config.horizon, self.config.action_dim)
-        x = torch.randn(shape, generator=generator, device=features.device)
+        x = torch.randn(shape, generator=generator, device=features.device) if noise is None else noise.to(features.device)
         steps = self.config.flow_steps
         for i in range(steps):
             t = torch.full((shape[0],), i / steps, device=features.device)
