@@ -3,8 +3,8 @@
 CI has no GPU, so this is where the CUDA paths of `aloe train` are checked:
   1. `aloe train --algo aloe` on synthetic episodes runs every phase on the device
      (pre-training with images, encoding, chunked-TD critic, weighted improvement);
-  2. its checkpoint loads on the CPU, as the policy node loads it, and samples the chunk the
-     device samples from the same noise;
+  2. its checkpoint runs in the policy (as the policy node runs it, `device` cpu or cuda) and
+     gives the same chunk and Q on the CPU as on the device from the same seed;
   3. pre-training killed mid-run (SIGKILL) and started again resumes from its saved step and
      ends near an uninterrupted run's weights (printed: GPU kernels need not be bit-exact).
 Figures: BC pre-training steps per second of the experiment's model (images 96x128, batch 16
@@ -27,6 +27,7 @@ import torch
 from aloe.learning import synthetic
 from aloe.learning.checkpoint import VLAModel, load_checkpoint, save_checkpoint
 from aloe.learning.config import TrainConfig
+from aloe.learning.policy import Policy
 from aloe.learning.train import BehaviourCloning, Runtime, train
 
 # `aloe train` without aloe.cli, which imports rclpy (not on GPU machines)
@@ -142,17 +143,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         path = save_checkpoint(checkpoint, work / "aloe.safetensors")
-        on_cpu = load_checkpoint(path).model
-        on_device = load_checkpoint(path, str(device)).model
-        features = on_cpu.encoder(torch.zeros(4, config.model.joint_dim),
-                                  torch.randint(0, 255, (4, config.model.cameras, *config.model.image_size, 3), dtype=torch.uint8),
-                                  torch.zeros(4, 384) if config.model.use_language else None)
-        with torch.no_grad():
-            noise = torch.randn(4, config.model.horizon, config.model.action_dim)
-            chunks = [model.actor.sample(features.to(where), noise=noise).cpu()
-                      for model, where in ((on_cpu, "cpu"), (on_device, device))]
-        print(f"2. checkpoint written on {device}, loaded on cpu: largest difference between the cpu's and the "
-              f"device's chunk from the same noise {(chunks[0] - chunks[1]).abs().max().item():.2e} (normalised units)")
+        # The policy node's path: Policy.load with its `device` parameter, then act and Q.
+        observation = (episodes[0].joints[0], episodes[0].images[0], episodes[0].instruction)
+        policies = [Policy.load(path, "cpu"), Policy.load(path, str(device))]
+        chunks = [policy.act(*observation, generator=torch.Generator().manual_seed(0)) for policy in policies]
+        q = [policy.q_values(*observation, chunks[0])["pessimistic"] for policy in policies]
+        print(f"2. checkpoint written on {device}, run by the policy on cpu and on {device}: the same seed's chunks "
+              f"differ by at most {abs(chunks[0] - chunks[1]).max():.2e} (robot units), their pessimistic Q by {abs(q[0] - q[1]):.2e}")
         config_file = work / "train.yaml"
         config_file.write_text(f"model: {{use_language: {str(config.model.use_language).lower()}}}\n")
         check_resume(work, config_file, args.resume_steps, args.episodes)

@@ -1,5 +1,6 @@
 """`aloe bringup` starts the graph over real DDS, stops it cleanly, and reports failures."""
 import os
+import re
 import signal
 import time
 
@@ -63,12 +64,20 @@ def test_a_node_that_dies_is_named_and_the_rest_are_stopped(bringup):
     assert "episode_manager exited with code 0" in graph.output()
 
 
-def test_a_node_that_refuses_its_configuration_is_reported_with_its_reason(bringup, tmp_path):
-    bad = tmp_path / "limits.yaml"
-    bad.write_text("/**/command_mux:\n  ros__parameters:\n    position_lower: [0.0, 0.0, 0.0]\n")
-    graph = bringup("--namespace", "badcfg", "--params", str(bad))
+@pytest.mark.parametrize("node, setting, reason", [
+    ("command_mux", "position_lower: [0.0, 0.0, 0.0]", "joint limit arrays differ in length"),
+    ("policy", "device: gpu", "device 'gpu' is not a torch device: use cpu, cuda or cuda:N"),
+    ("sim_robot", "real_time_factor: -1.0", "real_time_factor must be >= 0, got -1.0"),
+    ("recorder", "flush_every_s: 0.0", "flush_every_s must be positive, got 0.0"),
+    ("trainer", "min_new_episodes: 0", "min_new_episodes must be >= 1, got 0"),
+])
+def test_a_node_that_refuses_its_configuration_is_reported_with_its_reason(bringup, tmp_path, node, setting, reason):
+    # The refusal is one line and exit 2, not a traceback from shutting down a half-built node.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"/**/{node}:\n  ros__parameters:\n    {setting}\n")
+    graph = bringup("--namespace", f"bad{node}", "--only", node, "--params", str(bad))
     assert graph.finish() == 1
-    assert graph.wait_for(r"node 'command_mux' exited with code 2: error: command_mux: joint limit arrays differ in length"), graph.output()
+    assert graph.wait_for(rf"node '{node}' exited with code 2: error: {node}: {re.escape(reason)}"), graph.output()
 
 
 def test_second_bringup_on_the_same_namespace_is_refused(bringup):

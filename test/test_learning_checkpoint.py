@@ -88,3 +88,16 @@ def test_weights_that_do_not_fit_the_config_are_refused(trained, tmp_path):
     save_file(load_file(str(path)), str(mismatched), metadata=metadata)
     with pytest.raises(CheckpointError, match="does not fit its own config"):
         load_checkpoint(mismatched)
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("gpu", "is not a torch device: use cpu, cuda or cuda:N"),
+    ("meta", "inference runs on cpu or cuda only"),
+    pytest.param("cuda", "sees no CUDA device here; use cpu",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+])
+def test_a_device_that_cannot_run_the_policy_is_refused_by_name(trained, name, reason):
+    _, path, _ = trained
+    with pytest.raises(ValueError, match=f"device '{name}'.*{reason}"):
+        Policy.load(path, name)
+    assert Policy.load(path, "cpu").device == torch.device("cpu")

@@ -1,4 +1,5 @@
-"""A loaded checkpoint as the robot uses it: observation in, action chunk (and its Q) out."""
+"""A loaded checkpoint as the robot uses it: observation in, action chunk (and its Q) out,
+on the CPU or a CUDA device."""
 from typing import Optional
 
 import numpy as np
@@ -10,17 +11,35 @@ from aloe.learning.text import EMBEDDING_DIM
 from aloe.learning.train import resize_images
 
 
+def inference_device(name: str) -> torch.device:
+    """The torch device called `name` ("cpu", "cuda", "cuda:1"), or ValueError saying why it
+    cannot run here."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {name!r} is not a torch device: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: torch {torch.__version__} sees no CUDA device here; use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type != "cpu":
+        raise ValueError(f"device {name!r}: inference runs on cpu or cuda only")
+    return device
+
+
 class Policy:
     def __init__(self, checkpoint: Checkpoint):
         self.checkpoint = checkpoint
         self.model = checkpoint.model.eval()
+        self.device = next(self.model.parameters()).device
         self.config = checkpoint.config
         self.normalizer = checkpoint.normalizer
         self._language = None
 
     @classmethod
-    def load(cls, path) -> "Policy":
-        return cls(load_checkpoint(path))
+    def load(cls, path, device: str = "cpu") -> "Policy":
+        return cls(load_checkpoint(path, str(inference_device(device))))
 
     @property
     def version(self) -> str:
@@ -37,7 +56,7 @@ class Policy:
             from aloe.learning.text import language_encoder
 
             self._language = language_encoder()
-        return self._language.embed([instruction]).view(1, EMBEDDING_DIM)
+        return self._language.embed([instruction]).view(1, EMBEDDING_DIM).to(self.device)
 
     @torch.no_grad()
     def features(self, joints, images: Optional[np.ndarray], instruction: str):
@@ -45,12 +64,18 @@ class Policy:
         image_tensor = None
         if self.config.model.use_images:
             image_tensor = torch.from_numpy(resize_images(np.asarray(images, dtype=np.uint8), self.config.model.image_size))[None]
+            image_tensor = image_tensor.to(self.device)
+        joints = joints.to(self.device)
         return self.model.encoder(joints, image_tensor, self._instruction(instruction))
 
     @torch.no_grad()
     def act(self, joints, images, instruction: str, generator=None) -> np.ndarray:
-        """One action chunk (H, A) in robot units for the current observation."""
-        chunk = self.model.actor.sample(self.features(joints, images, instruction), generator)[0].numpy()
+        """One action chunk (H, A) in robot units for the current observation. The starting
+        noise is drawn on the CPU (from `generator`), so a seed gives the same chunk on every
+        device up to rounding."""
+        m = self.config.model
+        noise = torch.randn(1, m.horizon, m.action_dim, generator=generator)
+        chunk = self.model.actor.sample(self.features(joints, images, instruction), noise=noise)[0].cpu().numpy()
         return self.normalizer.unnormalize_actions(chunk).astype(np.float32)
 
     @torch.no_grad()
@@ -60,7 +85,7 @@ class Policy:
             raise RuntimeError(f"checkpoint {self.version} ({self.checkpoint.algo}) has no critic")
         features = self.features(joints, images, instruction)
         actions = torch.tensor(self.normalizer.actions(np.asarray(chunk, dtype=np.float32)), dtype=torch.float32)[None]
-        q = self.model.critic(features, actions)  # (K, 1)
+        q = self.model.critic(features, actions.to(self.device)).cpu()  # (K, 1)
         return {
             "members": q[:, 0].numpy(),
             "mean": float(q.mean()),

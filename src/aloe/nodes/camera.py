@@ -35,6 +35,7 @@ PARAMETERS = {
 class CameraNode(Node):
     def __init__(self):
         super().__init__("camera")
+        self.running, self.thread = False, None  # destroy_node needs them, also after a refused configuration
         declare_checked(self, PARAMETERS)
         value = lambda name: self.get_parameter(name).value  # noqa: E731
         self.camera = value("camera")
@@ -102,7 +103,8 @@ class CameraNode(Node):
 
     def destroy_node(self):
         self.running = False
-        self.thread.join(timeout=2.0)
+        if self.thread is not None:
+            self.thread.join(timeout=2.0)
         super().destroy_node()
 
 

@@ -36,6 +36,7 @@ from aloe.topics import CAMERAS, NEWEST_ONLY_QOS, camera_topic, topic
 
 PARAMETERS = {
     "checkpoint": "",  # safetensors file; empty: wait for `load_checkpoint`
+    "device": "cpu",  # where the model runs: cpu, cuda or cuda:N
     "rate_hz": 50.0,
     "replan_every": 25,  # control steps between observations (half a 50-step chunk)
     "temporal_ensembling": False,
@@ -53,9 +54,17 @@ PARAMETERS = {
 class PolicyNode(Node):
     def __init__(self):
         super().__init__("policy")
+        # destroy_node shuts them down, also after a refused configuration
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-loader")
         declare_checked(self, PARAMETERS)
         value = lambda name: self.get_parameter(name).value  # noqa: E731
+        self.device = value("device")
         try:
+            if self.device != "cpu":  # the check imports torch: a start without a checkpoint needs none
+                from aloe.learning.policy import inference_device
+
+                inference_device(self.device)
             self.executor_logic = ChunkExecutor(value("replan_every"), value("temporal_ensembling"), value("ensemble_decay"))
         except ValueError as error:
             raise NodeConfigError(f"policy: {error}") from None
@@ -68,15 +77,13 @@ class PolicyNode(Node):
         self.lock = threading.Lock()
         self.policy, self.pending = None, None
         self.episode, self.instruction = None, ""
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
-        self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-loader")
         if value("checkpoint"):
             try:
                 self.policy = self.load(value("checkpoint"))
             except ValueError as error:
                 raise NodeConfigError(f"policy: {error}") from None
             self.worker.submit(self.warm_up, self.policy, None, "").result()
-            self.get_logger().info(f"loaded {value('checkpoint')} (version {self.policy.version})")
+            self.get_logger().info(f"loaded {value('checkpoint')} (version {self.policy.version}) on {self.device}")
         else:
             self.get_logger().info("no checkpoint: idle until load_checkpoint is called")
         self.inference = None  # the Future of the chunk being computed
@@ -107,13 +114,12 @@ class PolicyNode(Node):
         else:
             self.create_timer(self.period, self.tick)
 
-    @staticmethod
-    def load(path: str):
+    def load(self, path: str):
         from aloe.learning.checkpoint import CheckpointError
         from aloe.learning.policy import Policy
 
         try:
-            policy = Policy.load(Path(path).expanduser())
+            policy = Policy.load(Path(path).expanduser(), self.device)
         except CheckpointError as error:
             raise ValueError(str(error)) from None
         if policy.config.model.action_dim != 14 or policy.config.model.cameras != len(CAMERAS):

@@ -34,6 +34,7 @@ PARAMETERS = {
 class Recorder(Node):
     def __init__(self):
         super().__init__("recorder")
+        self.bag, self.log = None, None  # destroy_node needs them, also after a refused configuration
         declare_checked(self, PARAMETERS)
         self.out_dir = Path(self.get_parameter("out_dir").value).expanduser()
         self.flush_every_s = self.get_parameter("flush_every_s").value
@@ -48,7 +49,6 @@ class Recorder(Node):
             self.typestore = aloe_typestore()
         except (OSError, RecordingError) as error:
             raise NodeConfigError(f"recorder: {error}") from None
-        self.bag, self.log = None, None
         self.episode_topic = self.resolve_topic_name(topic("episode").name)
         self.types = {self.episode_topic: topic("episode").type_name}
         for name in names:

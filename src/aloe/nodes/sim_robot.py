@@ -44,6 +44,7 @@ PARAMETERS = {
 class SimRobotNode(Node):
     def __init__(self):
         super().__init__("sim_robot")
+        self.session = None  # destroy_node needs it, also after a refused configuration
         declare_checked(self, PARAMETERS)
         value = lambda name: self.get_parameter(name).value  # noqa: E731
         self.real_time_factor = value("real_time_factor")
@@ -150,7 +151,8 @@ class SimRobotNode(Node):
             self.end_episode.call_async(EndEpisode.Request(outcome=outcome, reason=reason))
 
     def destroy_node(self):
-        self.session.close()
+        if self.session is not None:
+            self.session.close()
         super().destroy_node()
 
 

@@ -35,6 +35,7 @@ def finished_bags(folder: Path) -> set:
 class Trainer(Node):
     def __init__(self):
         super().__init__("trainer")
+        self.training = None  # destroy_node needs it, also after a refused configuration
         declare_checked(self, PARAMETERS)
         value = lambda name: self.get_parameter(name).value  # noqa: E731
         self.bags_dir, self.out_dir = Path(value("bags_dir")).expanduser(), Path(value("out_dir")).expanduser()
@@ -48,7 +49,7 @@ class Trainer(Node):
             raise NodeConfigError(f"trainer: config {self.config} does not exist")
         self.current = value("init_checkpoint") or None
         self.used = set()  # bags already trained on
-        self.round, self.training, self.target = 0, None, None
+        self.round, self.target = 0, None
         self.pending_bags = set()  # the bags the round in progress trains on
         self.load = self.create_client(LoadCheckpoint, "load_checkpoint")
         self.create_timer(value("check_every_s"), self.check, clock=Clock(clock_type=ClockType.STEADY_TIME))
