@@ -2,6 +2,7 @@
 import numpy as np
 from aloe_msgs.msg import JointCommand
 from rclpy.duration import Duration
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
 from aloe.topics import topic
@@ -63,7 +64,11 @@ def test_mux_forwards_every_command_of_the_source_in_control_in_order(bringup, r
     tester = node(rclpy_context, "tester", namespace="/fwd")
     steps = []
     out = topic("command")
-    tester.create_subscription(JointCommand, out.name, lambda m: steps.append(m.step) if m.source == JointCommand.SOURCE_OPERATOR else None, out.qos)
+    # A deep reader queue: DDS fills it while this process is not spinning. With the
+    # topic's depth of 10 a pause here drops the oldest samples, steps the mux did forward
+    # (CI lost 6 so; a 0.4 s sleep in a timer here loses some at depth 10, none at 1000).
+    deep = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    tester.create_subscription(JointCommand, out.name, lambda m: steps.append(m.step) if m.source == JointCommand.SOURCE_OPERATOR else None, deep)
     joint_states = tester.create_publisher(JointState, "joint_states", topic("joint_states").qos)
     operator = tester.create_publisher(JointCommand, "operator/command", topic("operator/command").qos)
     tester.create_timer(0.02, lambda: joint_states.publish(JointState(position=HOME)))
