@@ -93,7 +93,9 @@ def train_critic(next_chunks, episodes, transitions, seed=0, prior_scale=0.0):
         discount=torch.tensor(transitions.discount),
         next_actions=next_chunks,
     )
-    fit_critic(critic, data, CriticConfig(polyak=0.01), steps=4000, batch_size=256,
+    # 2500 steps with faster target tracking: as close to Q^pi as 4000 at polyak 0.01
+    # (max error 0.036 against 0.048), in 60 % of the time.
+    fit_critic(critic, data, CriticConfig(polyak=0.016), steps=2500, batch_size=256,
                generator=torch.Generator().manual_seed(seed))
     return critic
 
@@ -173,4 +175,4 @@ def test_random_priors_keep_the_values_and_spread_the_heads_wider_off_the_data(c
     assert error.max() < TOLERANCE and error.mean() < MEAN_TOLERANCE
     (q_in, q_out), (prior_in, prior_out) = inside_and_outside(critic), inside_and_outside(with_prior)
     assert prior_in.std(0).mean() < 0.05  # the data still pull the heads together
-    assert prior_out.std(0).mean() > 1.5 * q_out.std(0).mean()  # 1.8x measured
+    assert prior_out.std(0).mean() > 1.5 * q_out.std(0).mean()  # 1.6x measured
