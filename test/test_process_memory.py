@@ -2,9 +2,10 @@
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
-from aloe.process_memory import PeakTreeMemory, descendants, tree_memory
+from aloe.process_memory import PeakTreeMemory, descendants, shares_address_space, tree_memory
 
 # A child that starts a grandchild holding 300 MB of written pages for two seconds.
 HOLD = "import time; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(2)"
@@ -29,3 +30,22 @@ def test_peak_counts_a_grandchild_and_ends_with_it():
     assert 300 * 2**20 <= memory.peak - baseline < 600 * 2**20, f"{memory.peak >> 20} MB with {baseline >> 20} MB before from {before}"
     assert child.pid not in descendants(os.getpid())
 
+
+
+def test_a_process_on_its_parents_address_space_is_not_counted_again():
+    # A thread shares the process's address space, as a child between vfork and exec shares
+    # its parent's; a started program has its own.
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert shares_address_space(thread.native_id, os.getpid())
+    finally:
+        stop.set()
+        thread.join()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        assert not shares_address_space(child.pid, os.getpid())
+    finally:
+        child.kill()
+        child.wait()
