@@ -31,7 +31,6 @@ def test_peak_counts_a_grandchild_and_ends_with_it():
     assert child.pid not in descendants(os.getpid())
 
 
-
 def test_a_process_on_its_parents_address_space_is_not_counted_again():
     # A thread shares the process's address space, as a child between vfork and exec shares
     # its parent's; a started program has its own.

@@ -12,9 +12,11 @@ import platform
 import threading
 from pathlib import Path
 
-# kcmp(2), by architecture: whether two processes share one address space.
-KCMP_SYSCALL = {"x86_64": 312, "aarch64": 272}
+# kcmp(2), by architecture: whether two processes share one address space. None: not
+# known here, and nothing is taken for shared.
+KCMP_SYSCALL = {"x86_64": 312, "aarch64": 272}.get(platform.machine())
 KCMP_VM = 1
+LIBC = ctypes.CDLL(None)
 
 
 def descendants(root: int) -> list:
@@ -46,10 +48,7 @@ def shares_address_space(pid: int, other: int) -> bool:
     """True for a child between vfork and exec (how subprocess starts programs): /proc
     shows it holding its parent's whole memory, which counted again would double it (a
     sample under CPU load caught a 10 MB child at its 1 GB parent's size)."""
-    number = KCMP_SYSCALL.get(platform.machine())
-    if number is None:
-        return False
-    return ctypes.CDLL(None, use_errno=True).syscall(number, pid, other, KCMP_VM, 0, 0) == 0
+    return KCMP_SYSCALL is not None and LIBC.syscall(KCMP_SYSCALL, pid, other, KCMP_VM, 0, 0) == 0
 
 
 def proportional_set_size(pid: int) -> int:

@@ -60,12 +60,11 @@ class Policy:
 
     @torch.no_grad()
     def features(self, joints, images: Optional[np.ndarray], instruction: str):
-        joints = torch.tensor(self.normalizer.joints(np.asarray(joints, dtype=np.float32)), dtype=torch.float32)[None]
+        joints = torch.tensor(self.normalizer.joints(np.asarray(joints, dtype=np.float32)), dtype=torch.float32, device=self.device)[None]
         image_tensor = None
         if self.config.model.use_images:
-            image_tensor = torch.from_numpy(resize_images(np.asarray(images, dtype=np.uint8), self.config.model.image_size))[None]
-            image_tensor = image_tensor.to(self.device)
-        joints = joints.to(self.device)
+            resized = resize_images(np.asarray(images, dtype=np.uint8), self.config.model.image_size)
+            image_tensor = torch.from_numpy(resized)[None].to(self.device)
         return self.model.encoder(joints, image_tensor, self._instruction(instruction))
 
     @torch.no_grad()
@@ -84,8 +83,8 @@ class Policy:
         if not self.has_critic:
             raise RuntimeError(f"checkpoint {self.version} ({self.checkpoint.algo}) has no critic")
         features = self.features(joints, images, instruction)
-        actions = torch.tensor(self.normalizer.actions(np.asarray(chunk, dtype=np.float32)), dtype=torch.float32)[None]
-        q = self.model.critic(features, actions.to(self.device)).cpu()  # (K, 1)
+        actions = torch.tensor(self.normalizer.actions(np.asarray(chunk, dtype=np.float32)), dtype=torch.float32, device=self.device)[None]
+        q = self.model.critic(features, actions).cpu()  # (K, 1)
         return {
             "members": q[:, 0].numpy(),
             "mean": float(q.mean()),
