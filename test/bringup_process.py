@@ -60,8 +60,18 @@ class Bringup:
         self.process.send_signal(signal.SIGINT)
 
     def finish(self, timeout_s=30.0):
-        """Exit code, once the output is fully read."""
-        code = self.process.wait(timeout_s)
+        """Exit code, once the output is fully read. A graph still running after `timeout_s`
+        is stopped as Ctrl-C would stop it, and the test fails with everything it printed."""
+        try:
+            code = self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.interrupt()
+            try:
+                self.process.wait(30.0)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            self.wait_for(r"(?!)", timeout_s=2.0)
+            raise AssertionError(f"the graph did not exit in {timeout_s:g} s; its output:\n{self.output()}") from None
         self.wait_for(r"(?!)", timeout_s=2.0)  # drain what is left
         return code
 

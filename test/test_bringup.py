@@ -6,7 +6,9 @@ import time
 
 import pytest
 from aloe_msgs.msg import EpisodeEvent
-from aloe_msgs.srv import StartEpisode
+from aloe_msgs.srv import ResetSim, StartEpisode
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.task import Future
 
 from aloe.topics import topic
 from bringup_process import Bringup
@@ -46,6 +48,46 @@ def test_graph_serves_episodes_and_stops_cleanly_on_ctrl_c(bringup, rclpy_contex
     out = graph.output()
     assert "episode_manager exited with code 0" in out and "command_mux exited with code 0" in out
     assert "/itest/start_episode" in out  # the summary lists what the graph offered
+
+
+def test_episode_runner_asks_again_when_an_answer_is_lost(bringup, rclpy_context, tmp_path):
+    """A lost service answer (Fast DDS drops one when the server has not yet matched the
+    client's response reader) must not stall the graph: the runner asks again, and takes
+    an episode whose START it saw as started."""
+    # A stand-in for the simulator and the episode manager (outside the runner's namespace,
+    # which bringup wants empty): the first reset and every start go unanswered.
+    standin = node(rclpy_context, "standin")
+    episode = topic("episode")
+    events = standin.create_publisher(EpisodeEvent, "/lost/" + episode.name, episode.qos)
+    resets, starts, never = [], [], Future()
+
+    async def on_reset(request, response):
+        resets.append(request.seed)
+        if len(resets) == 1:
+            await never
+        response.success, response.instruction = True, "open the drawer"
+        return response
+
+    async def on_start(request, response):
+        starts.append(request.instruction)
+        events.publish(EpisodeEvent(episode_id="sim-1", kind=EpisodeEvent.START, task=request.task, seed=request.seed))
+        await never
+
+    group = ReentrantCallbackGroup()  # an unanswered call must not hold up the next
+    standin.create_service(ResetSim, "/lost/sim/reset", on_reset, callback_group=group)
+    standin.create_service(StartEpisode, "/lost/start_episode", on_start, callback_group=group)
+    params = tmp_path / "runner.yaml"
+    params.write_text("/**/episode_runner:\n  ros__parameters:\n    tasks: [drawer]\n    first_seed: 7\n    answer_timeout_s: 1.0\n")
+    graph = bringup("--namespace", "lost", "--only", "episode_runner", "--params", str(params))
+
+    started = lambda: graph.wait_for(r"episode 1/1: drawer seed 7 \(sim-1\)", timeout_s=0.05)  # noqa: E731
+    assert spin_until(rclpy_context, [standin], started, timeout_s=60), graph.output()
+    events.publish(EpisodeEvent(episode_id="sim-1", kind=EpisodeEvent.SUCCESS, task="drawer", seed=7, reason="detector"))
+    assert spin_until(rclpy_context, [standin], lambda: graph.process.poll() is not None, timeout_s=30), graph.output()
+    assert graph.finish() == 0, graph.output()
+    assert resets == [7, 7] and starts == ["open the drawer"]
+    assert graph.wait_for(r"drawer seed 7: no answer from sim/reset in 1 s; asking again"), graph.output()
+    assert graph.wait_for(r"done: 1/1 episodes succeeded: drawer/7 SUCCESS"), graph.output()
 
 
 def test_bounded_run_ends_by_itself_and_reports(bringup):

@@ -4,6 +4,12 @@ For each (task, seed) it resets the simulator (`sim/reset`, which answers with t
 instruction), starts the episode (`start_episode`) and waits for its end on `episode`,
 which the simulator's detector or its time limit triggers. It logs each outcome and a
 summary. This is what `aloe bringup` runs by default, with the scripted operator driving.
+
+A request left unanswered for `answer_timeout_s` is made again, from the reset on: Fast DDS
+drops a service's response when the server has not yet matched the client's response
+reader (it waits 100 ms, then logs "failed to send response (timeout)"), which a loaded
+machine can hit right after discovery; the graph would otherwise wait forever. An episode
+whose START event arrives while its answer is lost is taken as started.
 """
 import sys
 import time
@@ -26,6 +32,7 @@ PARAMETERS = {
     "disturbances": "",
     "skip": "",  # "task/seed,...": episodes already recorded (a resumed `aloe record`)
     "exit_when_done": True,  # end the node (and a bounded bringup) after the last episode
+    "answer_timeout_s": 5.0,  # wall time to wait for sim/reset or start_episode before asking again
 }
 
 
@@ -57,7 +64,12 @@ class EpisodeRunner(Node):
             raise NodeConfigError("episode_runner: every planned episode is in 'skip'; nothing to run")
         self.variant, self.disturbances = value("variant"), value("disturbances")
         self.exit_when_done = value("exit_when_done")
-        self.index, self.pending, self.episode_id, self.started_at = 0, None, "", 0.0
+        self.answer_timeout_s = value("answer_timeout_s")
+        if self.answer_timeout_s <= 0:
+            raise NodeConfigError("episode_runner: answer_timeout_s must be > 0")
+        self.index, self.episode_id, self.started_at = 0, "", 0.0
+        self.pending, self.asked_at, self.starting = None, 0.0, False
+        self.ended_ids = set()
         self.reset_client = self.create_client(ResetSim, "sim/reset")
         self.start_client = self.create_client(StartEpisode, "start_episode")
         episode = topic("episode")
@@ -70,15 +82,28 @@ class EpisodeRunner(Node):
         return self.plan[self.index]
 
     def advance(self) -> None:
-        if self.index >= len(self.plan) or self.pending is not None or self.episode_id:
+        if self.index >= len(self.plan) or self.episode_id:
             return
+        if self.pending is not None:
+            if time.monotonic() - self.asked_at < self.answer_timeout_s:
+                return
+            service = "start_episode" if self.starting else "sim/reset"
+            self.get_logger().warning(
+                f"{self.current.task} seed {self.current.seed}: no answer from {service} in {self.answer_timeout_s:g} s; asking again"
+            )
+            self.pending = None  # a late answer to it is ignored
         if not (self.reset_client.service_is_ready() and self.start_client.service_is_ready()):
             return
         request = ResetSim.Request(task=self.current.task, seed=self.current.seed, variant=self.variant, disturbances=self.disturbances)
-        self.pending = self.reset_client.call_async(request)
-        self.pending.add_done_callback(self.on_reset)
+        self.ask(self.reset_client, request, self.on_reset, starting=False)
+
+    def ask(self, client, request, on_answer, starting: bool) -> None:
+        self.pending, self.asked_at, self.starting = client.call_async(request), time.monotonic(), starting
+        self.pending.add_done_callback(on_answer)
 
     def on_reset(self, future) -> None:
+        if future is not self.pending:
+            return
         response = future.result()
         if not response.success:
             self.finish_episode("error", response.message)
@@ -86,19 +111,31 @@ class EpisodeRunner(Node):
         request = StartEpisode.Request(
             task=self.current.task, instruction=response.instruction, seed=self.current.seed, variant=self.variant
         )
-        self.pending = self.start_client.call_async(request)
-        self.pending.add_done_callback(self.on_started)
+        self.ask(self.start_client, request, self.on_started, starting=True)
 
     def on_started(self, future) -> None:
+        if future is not self.pending:
+            return
         response = future.result()
         if not response.success:
             self.finish_episode("error", response.message)
             return
-        self.episode_id, self.started_at, self.pending = response.episode_id, time.monotonic(), None
-        self.get_logger().info(f"episode {self.index + 1}/{len(self.plan)}: {self.current.task} seed {self.current.seed} ({response.episode_id})")
+        self.begin(response.episode_id)
+
+    def begin(self, episode_id: str) -> None:
+        self.episode_id, self.started_at, self.pending = episode_id, time.monotonic(), None
+        self.get_logger().info(f"episode {self.index + 1}/{len(self.plan)}: {self.current.task} seed {self.current.seed} ({episode_id})")
 
     def on_episode(self, msg: EpisodeEvent) -> None:
-        if msg.kind != EpisodeEvent.START and self.episode_id and msg.episode_id == self.episode_id:
+        if msg.kind == EpisodeEvent.START:
+            if self.index >= len(self.plan):
+                return
+            # The manager publishes START before it answers: the answer may yet be lost.
+            ours = msg.task == self.current.task and msg.seed == self.current.seed and msg.episode_id not in self.ended_ids
+            if self.pending is not None and self.starting and ours:
+                self.begin(msg.episode_id)
+        elif self.episode_id and msg.episode_id == self.episode_id:
+            self.ended_ids.add(msg.episode_id)
             self.finish_episode(KIND_NAMES[msg.kind], msg.reason)
 
     def finish_episode(self, outcome: str, reason: str) -> None:
