@@ -3,6 +3,7 @@ task detectors and the scripted operator."""
 import numpy as np
 import pytest
 
+from aloe.sim import TASK_NAMES
 from aloe.sim.disturbances import DisturbanceError, parse_disturbances
 from aloe.sim.env import SimError, SimRobot
 from aloe.sim.operator import make_operator
@@ -57,6 +58,8 @@ def test_unknown_task_or_variant_lists_the_valid_ones(robot):
         robot.reset("laundry", 0)
     with pytest.raises(SimError, match=r"unknown variant 'odd' \(valid: train, unseen\)"):
         robot.reset("insertion", 0, "odd")
+    # The command line and the episode runner offer the tasks by name without MuJoCo's import.
+    assert tuple(TASKS) == TASK_NAMES
 
 
 def test_three_cameras_render(robot):

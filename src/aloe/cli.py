@@ -10,6 +10,7 @@ import time
 from aloe.graph import GraphError, ParameterFileError, check_parameters, load_graph, select_nodes, with_optional
 from aloe.learning.config import LearningError
 from aloe.runner import NamespaceLock, Runner, RunnerError, describe_exit, graph_environment, node_processes
+from aloe.sim import TASK_NAMES
 from aloe.topics import SERVICES
 
 
@@ -90,7 +91,7 @@ def record(args) -> int:
     if args.policy and not Path(args.policy).is_file():
         raise CliError(f"--policy {args.policy}: no such checkpoint")
     out = Path(args.out).expanduser().resolve()
-    tasks = args.task or ["insertion", "drawer", "sorting"]
+    tasks = args.task or list(TASK_NAMES)
     expected = args.episodes * len(tasks)
     done = set()
     if args.resume:
@@ -182,7 +183,7 @@ def evaluate_checkpoints(args) -> int:
             versions[checkpoint] = load_checkpoint(checkpoint).version
         except CheckpointError as error:
             raise CliError(str(error)) from None
-    tasks = args.task or ["insertion", "drawer", "sorting"]
+    tasks = args.task or list(TASK_NAMES)
     seeds = range(args.first_seed, args.first_seed + args.episodes)
     # Every episode asked for, in the order an uninterrupted run gives them.
     keys = [(versions[c], task, condition.name, seed) for c in args.checkpoints for task in tasks for condition in conditions for seed in seeds]
@@ -286,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=bringup)
 
     rec = commands.add_parser("record", help="record scripted episodes through the graph, one bag each, and stop")
-    rec.add_argument("--task", action="append", choices=["insertion", "drawer", "sorting"], help="task (repeatable; default: all three)")
+    rec.add_argument("--task", action="append", choices=TASK_NAMES, help="task (repeatable; default: all three)")
     rec.add_argument("--episodes", type=int, default=10, help="episodes per task (default 10)")
     rec.add_argument("--operator", choices=["scripted"], default="scripted", help="the operator: the simulator's scripted one")
     rec.add_argument("--policy", metavar="CKPT", help="the policy drives and the operator takes over (default: the operator drives)")
@@ -325,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = commands.add_parser("evaluate", help="success, throughput, robustness, generalisation and critic quality of checkpoints")
     ev.add_argument("checkpoints", nargs="+", type=Path, metavar="CKPT")
-    ev.add_argument("--task", action="append", choices=["insertion", "drawer", "sorting"], help="task (repeatable; default: all three)")
+    ev.add_argument("--task", action="append", choices=TASK_NAMES, help="task (repeatable; default: all three)")
     ev.add_argument("--episodes", type=int, default=50, help="seeded episodes per task and condition (default 50)")
     ev.add_argument("--first-seed", type=int, default=100000, help="evaluation seeds start here, apart from training seeds")
     ev.add_argument("--conditions", default="train,unseen,train+push:0.5,train+noise:1.0",
@@ -338,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = commands.add_parser("experiment", help="demonstrations, BC, deployment rounds, ALOE and the baselines, evaluation, report")
     ex.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[2] / "config" / "experiment.yaml",
                     help="the protocol (default: config/experiment.yaml; config/experiment-smoke.yaml runs in minutes)")
-    ex.add_argument("--task", action="append", choices=["insertion", "drawer", "sorting"], help="only this task (repeatable; default: the config's)")
+    ex.add_argument("--task", action="append", choices=TASK_NAMES, help="only this task (repeatable; default: the config's)")
     ex.add_argument("--out", type=Path, help="results folder (default: runs/experiment-<config name>); run again to resume")
     ex.add_argument("--report", action="store_true", help="only write the report of the steps finished so far (while a run goes on, or after it stopped)")
     ex.set_defaults(handler=run_experiment)

@@ -22,10 +22,11 @@ from rclpy.node import Node
 
 from aloe.episodes import KIND_NAMES
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
+from aloe.sim import TASK_NAMES
 from aloe.topics import topic
 
 PARAMETERS = {
-    "tasks": ["insertion", "drawer", "sorting"],
+    "tasks": list(TASK_NAMES),
     "episodes_per_task": 1,
     "first_seed": 0,
     "variant": "train",
