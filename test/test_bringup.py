@@ -112,6 +112,7 @@ def test_a_node_that_dies_is_named_and_the_rest_are_stopped(bringup):
     ("sim_robot", "real_time_factor: -1.0", "real_time_factor must be >= 0, got -1.0"),
     ("recorder", "flush_every_s: 0.0", "flush_every_s must be positive, got 0.0"),
     ("trainer", "min_new_episodes: 0", "min_new_episodes must be >= 1, got 0"),
+    ("episode_runner", "answer_timeout_s: 0.0", "answer_timeout_s must be positive, got 0.0"),
 ])
 def test_a_node_that_refuses_its_configuration_is_reported_with_its_reason(bringup, tmp_path, node, setting, reason):
     # The refusal is one line and exit 2, not a traceback from shutting down a half-built node.

@@ -67,7 +67,7 @@ class EpisodeRunner(Node):
         self.exit_when_done = value("exit_when_done")
         self.answer_timeout_s = value("answer_timeout_s")
         if self.answer_timeout_s <= 0:
-            raise NodeConfigError("episode_runner: answer_timeout_s must be > 0")
+            raise NodeConfigError(f"episode_runner: answer_timeout_s must be positive, got {self.answer_timeout_s}")
         self.index, self.episode_id, self.started_at = 0, "", 0.0
         self.pending, self.asked_at, self.starting = None, 0.0, False
         self.ended_ids = set()
