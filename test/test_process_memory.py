@@ -22,13 +22,13 @@ def command_line(pid: int) -> str:
 def test_peak_counts_a_grandchild_and_ends_with_it():
     # Processes an earlier test left below this one (a multiprocessing resource tracker, a
     # node still shutting down) count too: measure what the child's tree adds to them.
-    before = {pid: command_line(pid) for pid in descendants(os.getpid())}
+    before = {pid: command_line(pid) for pid, _ in descendants(os.getpid())}
     baseline = tree_memory(os.getpid())
     with PeakTreeMemory(interval=0.2) as memory:
         child = subprocess.Popen([sys.executable, "-c", PARENT])
         child.wait(timeout=60)
     assert 300 * 2**20 <= memory.peak - baseline < 600 * 2**20, f"{memory.peak >> 20} MB with {baseline >> 20} MB before from {before}"
-    assert child.pid not in descendants(os.getpid())
+    assert child.pid not in {pid for pid, _ in descendants(os.getpid())}
 
 
 def test_a_process_on_its_parents_address_space_is_not_counted_again():

@@ -20,12 +20,7 @@ LIBC = ctypes.CDLL(None)
 
 
 def descendants(root: int) -> list:
-    """Pids of every process below `root` (children, grandchildren, ...)."""
-    return [pid for pid, _ in descendants_with_parents(root)]
-
-
-def descendants_with_parents(root: int) -> list:
-    """(pid, parent pid) of every process below `root`."""
+    """(pid, parent pid) of every process below `root` (children, grandchildren, ...)."""
     children = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -64,7 +59,7 @@ def proportional_set_size(pid: int) -> int:
 
 def tree_memory(root: int) -> int:
     """Bytes held now by `root`'s descendants together (not `root` itself)."""
-    return sum(proportional_set_size(pid) for pid, parent in descendants_with_parents(root)
+    return sum(proportional_set_size(pid) for pid, parent in descendants(root)
                if not shares_address_space(pid, parent))
 
 
