@@ -117,3 +117,17 @@ def test_a_low_q_requests_a_takeover_once_per_episode(bringup, rclpy_context, tm
     episode.publish(EpisodeEvent(episode_id="e2", kind=EpisodeEvent.START, task="insertion", instruction="pack the phone"))
     assert spin_until(rclpy_context, [tester], lambda: len(requests) == 2, timeout_s=30)
     assert graph.wait_for(r"takeover requested: pessimistic Q")
+
+
+def test_a_checkpoint_conditioned_on_simulator_state_is_refused(bringup, tmp_path):  # noqa: F811
+    # The privileged-state diagnostic (docs/results.md's ladder) must never drive a robot.
+    config = tmp_path / "privileged.yaml"
+    config.write_text(TINY.read_text().replace("model:\n", "model:\n  privileged_state_dim: 3\n", 1))
+    checkpoint = tmp_path / "privileged.safetensors"
+    subprocess.run([sys.executable, "-m", "aloe.cli", "train", "--config", str(config), "--no-progress", "--synthetic", "2",
+                    "--algo", "bc", "--out", str(checkpoint)], check=True, capture_output=True, timeout=300)
+    params = tmp_path / "policy.yaml"
+    params.write_text(f"/**/policy:\n  ros__parameters:\n    checkpoint: {checkpoint}\n")
+    graph = bringup("--namespace", "privileged", "--only", "policy", "--params", str(params))
+    assert graph.finish() == 1
+    assert graph.wait_for(r"node 'policy' exited with code 2: error: policy: .*conditioned on the simulator's object state"), graph.output()

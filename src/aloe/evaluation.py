@@ -85,15 +85,20 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
     generator = torch.Generator().manual_seed(seed)  # the flow's noise: the episode is reproducible
     q_start, chunk_id, steps, outcome = None, 0, 0, None
     stage_names = session.robot.task.stage_names
+    model = policy.config.model
     reached = set()
     while outcome is None:
         now = steps * CONTROL_DT
         measured = session.robot.joint_positions()
         mux.observe(measured, now)
         if executor.wants_observation():
-            rendered = session.robot.render()
-            images = np.stack([rendered[camera] for camera in CAMERAS])
+            images = None
+            if model.use_images:
+                rendered = session.robot.render()
+                images = np.stack([rendered[camera] for camera in CAMERAS])
             joints = measured.astype(np.float32)
+            if model.privileged_state_dim:  # the sim-only diagnostic: object state beside the joints
+                joints = np.concatenate([joints, session.robot.object_state()])
             actions = policy.act(joints, images, scene.instruction, generator)
             if policy.has_critic and q_start is None:  # the critic's estimate of the episode, before it runs
                 q_start = policy.q_values(joints, images, scene.instruction, actions)

@@ -9,6 +9,10 @@ class ModelConfig:
     horizon: int = 50  # action chunk length H, steps at 50 Hz
     action_dim: int = 14
     joint_dim: int = 14
+    # Diagnostic only, never deployable: the last `privileged_state_dim` entries of the joint
+    # vector are the simulator's object state (`SimRobot.object_state`); the policy node
+    # refuses such a checkpoint. 0 for every real policy.
+    privileged_state_dim: int = 0
     cameras: int = 3  # head, left wrist, right wrist
     image_size: tuple = (96, 128)  # (height, width) the encoder sees
     use_images: bool = True
@@ -130,5 +134,7 @@ def validate(config, where: str = "config") -> None:
             raise ConfigError(f"{where}.ema_decay must be in [0, 1), got {config.ema_decay}")
         if config.pretrain_noise_draws < 1:
             raise ConfigError(f"{where}.pretrain_noise_draws must be at least 1, got {config.pretrain_noise_draws}")
+        if not 0 <= config.model.privileged_state_dim < config.model.joint_dim:
+            raise ConfigError(f"{where}.model.privileged_state_dim must be in [0, joint_dim), got {config.model.privileged_state_dim}")
         if config.model.horizon < 1 or config.data.stride < 1:
             raise ConfigError(f"{where}: horizon and stride must be at least 1")

@@ -122,6 +122,9 @@ class PolicyNode(Node):
             policy = Policy.load(Path(path).expanduser(), self.device)
         except CheckpointError as error:
             raise ValueError(str(error)) from None
+        if policy.config.model.privileged_state_dim:
+            raise ValueError(f"{path}: a diagnostic checkpoint conditioned on the simulator's object state; "
+                             "no robot has that state, so it cannot drive one")
         if policy.config.model.action_dim != 14 or policy.config.model.cameras != len(CAMERAS):
             raise ValueError(f"{path}: the model drives {policy.config.model.action_dim} joints from "
                              f"{policy.config.model.cameras} cameras; this robot has 14 and {len(CAMERAS)}")

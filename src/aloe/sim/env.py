@@ -123,6 +123,21 @@ class SimRobot:
     def joint_velocities(self) -> np.ndarray:
         return self.index.joint_velocities(self.data)
 
+    def object_state(self) -> np.ndarray:
+        """Privileged simulator state, for diagnostics only (no real robot has it): each
+        object's position and the first two columns of its rotation matrix, each container's
+        x, y, cos and sin of yaw, then what the task adds (`Task.extra_state`). Its length is
+        fixed per task."""
+        parts = []
+        for obj in self.scene.objects:
+            body = self.data.body(obj.name)
+            parts += [body.xpos, body.xmat.reshape(3, 3)[:, :2].ravel()]
+        for name in sorted(self.scene.containers):
+            x, y, yaw = self.scene.containers[name]
+            parts.append([x, y, np.cos(yaw), np.sin(yaw)])
+        parts.append(self.task.extra_state(self.data, self.scene))
+        return np.concatenate([np.asarray(p, dtype=np.float32).ravel() for p in parts])
+
     def render(self) -> dict:
         if self.renderer is None:
             height, width = self.image_size

@@ -149,6 +149,10 @@ class Task:
         data.mocap_pos[mocap] = [pose[0], pose[1], TABLE_TOP_Z]
         data.mocap_quat[mocap] = yaw_quat(pose[2])
 
+    def extra_state(self, data, scene: Scene) -> list:
+        """Task state beyond object and container poses, for `SimRobot.object_state`."""
+        return []
+
     def failure(self, data, scene: Scene):
         """A reason the episode cannot succeed any more (an object fell off the table), or None."""
         for obj in scene.objects:
@@ -246,6 +250,9 @@ class Drawer(Task):
         )
         return scene.objects[0].xml() + tray_xml("box", self.inner, self.wall_height, "0.55 0.4 0.25 1", children=lid)
 
+    def extra_state(self, data, scene):
+        return [self.lid_opening(data)]
+
     def lid_opening(self, data) -> float:
         """How far the lid is open, 0 (shut) .. 1 (fully open)."""
         return float(data.joint("lid_slide").qpos[0]) / self.travel
@@ -295,6 +302,9 @@ class Sorting(Task):
     def objects_xml(self, scene):
         bins = "".join(tray_xml(f"{side}_bin", self.inner, self.wall_height, "0.5 0.5 0.55 1") for side in self.bins)
         return "".join(o.xml() for o in scene.objects) + bins
+
+    def extra_state(self, data, scene):
+        return [1.0 if target == "right" else -1.0 for target in scene.extra["targets"]]  # each object's bin
 
     def in_bin(self, data, name: str, bin_pose) -> bool:
         # Resting on another object inside the bin counts too.

@@ -1,0 +1,109 @@
+"""The base-policy ladder: behaviour cloning from in-process scripted demonstrations, judged
+by rollouts on training seeds (never the evaluation seeds 100000+), one change per rung.
+
+    .venv/bin/python benchmarks/base_policy.py --task insertion --name privileged --privileged
+    .venv/bin/python benchmarks/base_policy.py --task insertion --name vision --set model.image_size=[96,128]
+
+Each run records (or reuses) the demonstrations in runs/demos/<task>/, trains BC with the
+config (config/experiment-train.yaml's model, then --config, then --set), evaluates it on
+seeds 500.. in process, and appends one JSON line to runs/ladder/<task>.jsonl: success
+rate with its 95 % interval, stage rates, BC minutes, and the command.
+"""
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_override(text: str) -> tuple:
+    key, _, value = text.partition("=")
+    if not key or not _:
+        raise SystemExit(f"--set {text!r}: expected key.path=value")
+    return key.split("."), yaml.safe_load(value)
+
+
+def build_config(args):
+    from aloe.learning.config import TrainConfig, from_dict
+
+    values = {"algo": "bc", "pretrain_steps": args.steps, "improve_steps": 0, "critic_steps": 0, "seed": args.seed}
+    for file in args.config:
+        values.update(yaml.safe_load(Path(file).read_text()) or {})
+    values.update(algo="bc", pretrain_steps=args.steps, improve_steps=0, critic_steps=0, seed=args.seed)
+    for path, value in map(parse_override, args.set):
+        node = values
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return from_dict(TrainConfig, values)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", required=True, choices=("insertion", "drawer", "sorting"))
+    parser.add_argument("--name", required=True, help="the rung's name (its folder under runs/ladder/<task>/)")
+    parser.add_argument("--demos", type=int, default=100, help="demonstrations, seeds 0..N-1 (default 100)")
+    parser.add_argument("--keep-failures", action="store_true", help="train on failed demonstrations too")
+    parser.add_argument("--privileged", action="store_true", help="condition on the simulator's object state (diagnostic)")
+    parser.add_argument("--steps", type=int, default=8000, help="BC steps (default 8000)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--config", action="append", default=[], help="training config YAML (repeatable, later wins)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. model.horizon=25")
+    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes, seeds 500.. (default 50)")
+    parser.add_argument("--first-seed", type=int, default=500)
+    parser.add_argument("--replan-every", type=int, default=25)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if args.first_seed >= 100000:
+        raise SystemExit("the ladder chooses settings: use training seeds, not the evaluation seeds 100000+")
+
+    import torch
+
+    from aloe import demonstrations
+    from aloe.evaluation import Condition, evaluate, stage_rates, wilson_interval
+    from aloe.learning.checkpoint import save_checkpoint
+    from aloe.learning.train import train
+
+    config = build_config(args)
+    if args.privileged:  # the object state instead of the images
+        config.model.use_images = False
+    out = ROOT / "runs" / "ladder" / args.task / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    demo_paths = demonstrations.record(args.task, range(args.demos), ROOT / "runs" / "demos" / args.task, workers=args.workers)
+    image_size = tuple(config.model.image_size) if config.model.use_images else None
+    episodes = demonstrations.load(demo_paths, image_size, privileged=args.privileged, successes_only=not args.keep_failures)
+    if args.privileged:
+        state = episodes[0].joints.shape[1] - 14
+        config.model.joint_dim, config.model.privileged_state_dim = 14 + state, state
+    print(f"[ladder] {args.task}/{args.name}: {len(episodes)} of {args.demos} demonstrations, "
+          f"{sum(len(e) for e in episodes)} steps", flush=True)
+    torch.set_num_threads(2)
+    start = time.monotonic()
+    checkpoint = train(config, episodes, progress=sys.stderr.isatty())
+    minutes = (time.monotonic() - start) / 60
+    path = save_checkpoint(checkpoint, out / "model.safetensors")
+    print(f"[ladder] BC {config.pretrain_steps} steps in {minutes:.1f} min", flush=True)
+
+    seeds = range(args.first_seed, args.first_seed + args.episodes)
+    results = evaluate(path, [args.task], [Condition("train")], seeds, replan_every=args.replan_every, workers=args.workers)
+    successes = sum(r.success for r in results)
+    low, high = wilson_interval(successes, len(results))
+    row = {
+        "task": args.task, "name": args.name, "success": f"{successes}/{len(results)}", "low": round(low, 3), "high": round(high, 3),
+        "stages": stage_rates(results), "bc_minutes": round(minutes, 1), "demos_used": len(episodes),
+        "seeds": f"{seeds.start}-{seeds.stop - 1}", "replan_every": args.replan_every,
+        "command": "python benchmarks/base_policy.py " + shlex.join(sys.argv[1:]),
+    }
+    print(json.dumps(row), flush=True)
+    with (ROOT / "runs" / "ladder" / f"{args.task}.jsonl").open("a") as handle:
+        handle.write(json.dumps(row) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Scripted demonstrations recorded in process, without the graph: the operator drives the
+simulator step by step, so no command is late and none is lost (through the graph at full
+speed 14-29 % of demonstrations fail on timing alone; in process the operator succeeds in
+about 100 %: `benchmarks/sim.py`).
+
+Each episode is what a recorded bag gives `aloe train` (joints, executed commands, images
+at the cameras' rate, outcome, instruction), plus the simulator's object state at every
+step for the privileged diagnostic (`ModelConfig.privileged_state_dim`). Episodes are saved
+one file each, so a run cut off goes on where it stopped and a folder is reused.
+
+    from aloe.demonstrations import record
+    paths = record("insertion", seeds=range(100), folder=Path("runs/demos/insertion"))
+    episodes = load(paths, image_size=(96, 128))
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+
+from aloe.learning.data import Episode
+
+RENDER_SIZE = (240, 320)  # the sim node's camera size
+CAMERA_EVERY = 10  # control steps between image sets: the sim node's 5 Hz cameras
+
+
+def demonstrate(task: str, seed: int, variant: str = "train", render_size=RENDER_SIZE, camera_every: int = CAMERA_EVERY) -> dict:
+    """One scripted episode as arrays: joints, actions, state (T, .), images (N, 3, h, w, 3),
+    image_steps, outcome, instruction."""
+    from aloe.sim.env import SimRobot
+    from aloe.sim.operator import make_operator
+    from aloe.topics import CAMERAS
+
+    robot = SimRobot(render_size)
+    try:
+        scene = robot.reset(task, seed, variant)
+        operator = make_operator(robot)
+        joints, actions, states, images, image_steps = [], [], [], [], []
+        outcome = None
+        while outcome is None:
+            step = len(actions)
+            joints.append(robot.joint_positions())
+            states.append(robot.object_state())
+            if camera_every and step % camera_every == 0:
+                rendered = robot.render()
+                images.append(np.stack([rendered[camera] for camera in CAMERAS]))
+                image_steps.append(step)
+            robot.step(operator.act())
+            actions.append(robot.last_command.copy())
+            status = robot.status()
+            outcome = "success" if status.success else "failure" if status.failure else None
+    finally:
+        robot.close()
+    return {
+        "joints": np.asarray(joints, dtype=np.float32), "actions": np.asarray(actions, dtype=np.float32),
+        "state": np.asarray(states, dtype=np.float32),
+        "images": np.asarray(images, dtype=np.uint8) if images else np.zeros((0, 3, *render_size, 3), np.uint8),
+        "image_steps": np.asarray(image_steps, dtype=np.int64), "outcome": outcome, "instruction": scene.instruction,
+        "task": task, "seed": seed, "variant": variant,
+    }
+
+
+def episode_path(folder: Path, task: str, seed: int, variant: str) -> Path:
+    return Path(folder) / f"{task}-{variant}-{seed:06d}.npz"
+
+
+def _record_one(job) -> Path:
+    task, seed, variant, folder = job
+    path = episode_path(folder, task, seed, variant)
+    if not path.exists():
+        arrays = demonstrate(task, seed, variant, RENDER_SIZE)
+        partial = path.with_suffix(".partial.npz")
+        np.savez(partial, **arrays)
+        os.replace(partial, path)  # a file that exists is a whole episode
+    return path
+
+
+def record(task: str, seeds, folder: Path, variant: str = "train", workers: int = 2, progress=None) -> list:
+    """Record (or reuse) one demonstration per seed in `folder`; the episode files, in seed order."""
+    import multiprocessing
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(task, int(seed), variant, folder) for seed in seeds]
+    paths = []
+    if workers <= 1:
+        for job in jobs:
+            paths.append(_record_one(job))
+            if progress:
+                progress(len(paths), len(jobs))
+        return paths
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for path in pool.imap(_record_one, jobs):
+            paths.append(path)
+            if progress:
+                progress(len(paths), len(jobs))
+    return paths
+
+
+def load(paths, image_size=None, privileged: bool = False, successes_only: bool = False) -> list:
+    """Episodes for `aloe.learning.train`: images resized to `image_size` (None: no images);
+    with `privileged`, the object state appended to each step's joints."""
+    from aloe.learning.train import resize_images
+
+    episodes = []
+    for path in paths:
+        with np.load(path, allow_pickle=False) as arrays:
+            outcome = str(arrays["outcome"])
+            if successes_only and outcome != "success":
+                continue
+            joints = arrays["joints"]
+            if privileged:
+                joints = np.concatenate([joints, arrays["state"]], axis=1)
+            images = image_steps = None
+            if image_size is not None:
+                images = np.stack([resize_images(frame, image_size) for frame in arrays["images"]])
+                image_steps = arrays["image_steps"]
+            episodes.append(Episode(joints, arrays["actions"], np.ones(len(arrays["actions"]), bool), outcome,
+                                    str(arrays["instruction"]), images, image_steps, str(arrays["task"]), Path(path).stem))
+    return episodes
