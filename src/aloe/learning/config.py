@@ -19,6 +19,10 @@ class ModelConfig:
     use_language: bool = True
     feature_dim: int = 256  # observation embedding shared by actor and critic
     keypoints: int = 32  # spatial-softmax keypoints per camera
+    encoder_widths: tuple = (32, 64, 128)  # channels of the stride-2 conv layers, shared by the cameras
+    # DrQ-style augmentation in BC: each image is padded by this many pixels (edge copies)
+    # and cropped back at a random offset, so the encoder cannot key on exact pixel positions.
+    random_shift: int = 0
     actor_hidden: int = 512
     actor_blocks: int = 3
     flow_steps: int = 10  # Euler steps from noise to an action chunk
@@ -134,6 +138,10 @@ def validate(config, where: str = "config") -> None:
             raise ConfigError(f"{where}.ema_decay must be in [0, 1), got {config.ema_decay}")
         if config.pretrain_noise_draws < 1:
             raise ConfigError(f"{where}.pretrain_noise_draws must be at least 1, got {config.pretrain_noise_draws}")
+        if not config.model.encoder_widths or any(int(w) < 8 or int(w) % 8 for w in config.model.encoder_widths):
+            raise ConfigError(f"{where}.model.encoder_widths must be multiples of 8 (GroupNorm's groups), got {list(config.model.encoder_widths)}")
+        if config.model.random_shift < 0:
+            raise ConfigError(f"{where}.model.random_shift must be >= 0, got {config.model.random_shift}")
         if not 0 <= config.model.privileged_state_dim < config.model.joint_dim:
             raise ConfigError(f"{where}.model.privileged_state_dim must be in [0, joint_dim), got {config.model.privileged_state_dim}")
         if config.model.horizon < 1 or config.data.stride < 1:

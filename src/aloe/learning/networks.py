@@ -24,22 +24,38 @@ class SpatialSoftmax(nn.Module):
         return torch.cat([(attention.sum(3) * ys).sum(-1), (attention.sum(2) * xs).sum(-1)], dim=1)
 
 
+def random_shift(x, pixels: int):
+    """Each image (N, C, H, W) padded by `pixels` (edge copies) and cropped back at its own
+    random offset (DrQ, Kostrikov et al. 2020): a shift of a few pixels changes no action."""
+    n, _, height, width = x.shape
+    padded = F.pad(x, (pixels,) * 4, mode="replicate")
+    offsets = torch.randint(0, 2 * pixels + 1, (n, 2), device=x.device)
+    rows = (offsets[:, 0, None] + torch.arange(height, device=x.device))[:, None, :, None]
+    cols = (offsets[:, 1, None] + torch.arange(width, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
 class ImageEncoder(nn.Module):
     """A small conv net shared by all cameras: uint8 images to keypoint features."""
 
-    def __init__(self, keypoints: int):
+    def __init__(self, keypoints: int, widths=(32, 64, 128), shift: int = 0):
         super().__init__()
         layers, channels = [], 3
-        for width in (32, 64, 128):
+        for width in widths:
             layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.GroupNorm(8, width), nn.SiLU()]
             channels = width
         layers += [nn.Conv2d(channels, keypoints, 1)]
         self.net = nn.Sequential(*layers)
         self.keypoints = SpatialSoftmax()
         self.out_dim = 2 * keypoints
+        self.shift = shift
 
     def forward(self, images):  # (N, H, W, 3) uint8
         x = images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        if self.training and self.shift:
+            x = random_shift(x, self.shift)
         return self.keypoints(self.net(x))
 
 
@@ -52,7 +68,7 @@ class ObservationEncoder(nn.Module):
         width = config.feature_dim
         parts = width  # joints
         if config.use_images:
-            self.images = ImageEncoder(config.keypoints)
+            self.images = ImageEncoder(config.keypoints, tuple(config.encoder_widths), config.random_shift)
             self.camera_embedding = nn.Parameter(torch.randn(config.cameras, self.images.out_dim) * 0.02)
             parts += config.cameras * self.images.out_dim
         if config.use_language:
