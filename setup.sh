@@ -66,7 +66,7 @@ else
 fi
 
 # 4. The aloe package itself (editable: the checkout is what runs).
-pkg=$(cd "$root" && fingerprint setup.py package.xml)
+pkg=$(cd "$root" && fingerprint setup.py setup.cfg package.xml)
 if up_to_date package "$pkg" && [ -x "$venv/bin/aloe" ]; then
   step "aloe package: up to date"
 else
