@@ -43,29 +43,11 @@ def build_config(args):
     return from_dict(TrainConfig, values)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", required=True, choices=("insertion", "drawer", "sorting"))
-    parser.add_argument("--name", required=True, help="the rung's name (its folder under runs/ladder/<task>/)")
-    parser.add_argument("--demos", type=int, default=100, help="demonstrations, seeds 0..N-1 (default 100)")
-    parser.add_argument("--keep-failures", action="store_true", help="train on failed demonstrations too")
-    parser.add_argument("--privileged", action="store_true", help="condition on the simulator's object state (diagnostic)")
-    parser.add_argument("--steps", type=int, default=8000, help="BC steps (default 8000)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed")
-    parser.add_argument("--config", action="append", default=[], help="training config YAML (repeatable, later wins)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. model.horizon=25")
-    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes, seeds 500.. (default 50)")
-    parser.add_argument("--first-seed", type=int, default=500)
-    parser.add_argument("--replan-every", type=int, default=25)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
-    if args.first_seed >= 100000:
-        raise SystemExit("the ladder chooses settings: use training seeds, not the evaluation seeds 100000+")
-
+def train_rung(args) -> tuple:
+    """Demonstrations, then BC; the checkpoint's path, BC minutes and demonstrations used."""
     import torch
 
     from aloe import demonstrations
-    from aloe.evaluation import Condition, evaluate, stage_rates, wilson_interval
     from aloe.learning.checkpoint import save_checkpoint
     from aloe.learning.train import train
 
@@ -88,6 +70,36 @@ def main() -> int:
     minutes = (time.monotonic() - start) / 60
     path = save_checkpoint(checkpoint, out / "model.safetensors")
     print(f"[ladder] BC {config.pretrain_steps} steps in {minutes:.1f} min", flush=True)
+    return path, minutes, len(episodes)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", required=True, choices=("insertion", "drawer", "sorting"))
+    parser.add_argument("--name", required=True, help="the rung's name (its folder under runs/ladder/<task>/)")
+    parser.add_argument("--demos", type=int, default=100, help="demonstrations, seeds 0..N-1 (default 100)")
+    parser.add_argument("--keep-failures", action="store_true", help="train on failed demonstrations too")
+    parser.add_argument("--privileged", action="store_true", help="condition on the simulator's object state (diagnostic)")
+    parser.add_argument("--steps", type=int, default=8000, help="BC steps (default 8000)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--config", action="append", default=[], help="training config YAML (repeatable, later wins)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. model.horizon=25")
+    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes, seeds 500.. (default 50)")
+    parser.add_argument("--first-seed", type=int, default=500)
+    parser.add_argument("--replan-every", type=int, default=25)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--checkpoint", metavar="CKPT", help="evaluate this checkpoint instead of training one "
+                        "(e.g. another --replan-every for a rung's model)")
+    args = parser.parse_args()
+    if args.first_seed >= 100000:
+        raise SystemExit("the ladder chooses settings: use training seeds, not the evaluation seeds 100000+")
+
+    from aloe.evaluation import Condition, evaluate, stage_rates, wilson_interval
+
+    if args.checkpoint:
+        path, minutes, used = Path(args.checkpoint), None, None
+    else:
+        path, minutes, used = train_rung(args)
 
     seeds = range(args.first_seed, args.first_seed + args.episodes)
     results = evaluate(path, [args.task], [Condition("train")], seeds, replan_every=args.replan_every, workers=args.workers)
@@ -95,7 +107,7 @@ def main() -> int:
     low, high = wilson_interval(successes, len(results))
     row = {
         "task": args.task, "name": args.name, "success": f"{successes}/{len(results)}", "low": round(low, 3), "high": round(high, 3),
-        "stages": stage_rates(results), "bc_minutes": round(minutes, 1), "demos_used": len(episodes),
+        "stages": stage_rates(results), "bc_minutes": None if minutes is None else round(minutes, 1), "demos_used": used,
         "seeds": f"{seeds.start}-{seeds.stop - 1}", "replan_every": args.replan_every,
         "command": "python benchmarks/base_policy.py " + shlex.join(sys.argv[1:]),
     }
