@@ -58,7 +58,8 @@ def train_rung(args) -> tuple:
     out.mkdir(parents=True, exist_ok=True)
     demo_paths = demonstrations.record(args.task, range(args.demos), ROOT / "runs" / "demos" / args.task, workers=args.workers)
     image_size = tuple(config.model.image_size) if config.model.use_images else None
-    episodes = demonstrations.load(demo_paths, image_size, privileged=args.privileged, successes_only=not args.keep_failures)
+    episodes = demonstrations.load(demo_paths, image_size, privileged=args.privileged, successes_only=not args.keep_failures,
+                                   head_crop=tuple(config.model.head_crop))
     if args.privileged:
         state = episodes[0].joints.shape[1] - 14
         config.model.joint_dim, config.model.privileged_state_dim = 14 + state, state

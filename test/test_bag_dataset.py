@@ -113,3 +113,25 @@ def test_a_resumed_recording_keeps_finished_episodes_and_redoes_cut_off_ones(sto
     assert done == {("sorting", 3), ("sorting", 4)}
     assert sorted(bag.name for bag in unfinished) == ["c", "d"]
     assert recorded_episodes(tmp_path / "nowhere", planned, "train") == (set(), [])
+
+
+def test_a_head_crop_cuts_the_head_camera_only_and_is_cached_apart(store, tmp_path):
+    write_bag(store, tmp_path / "ep1", steps=20)
+    cache = tmp_path / "cache"
+    whole, _ = load_episode(tmp_path / "ep1", store, image_size=(4, 5), cache_dir=cache)
+    cropped, cached = load_episode(tmp_path / "ep1", store, image_size=(4, 5), cache_dir=cache, head_crop=(0.5, 0.5, 0.5, 0.5))
+    assert not cached and len(list(cache.iterdir())) == 2  # another view, another cache entry
+    again, cached = load_episode(tmp_path / "ep1", store, image_size=(4, 5), cache_dir=cache, head_crop=(0.5, 0.5, 0.5, 0.5))
+    assert cached and np.array_equal(again.images, cropped.images)
+    np.testing.assert_array_equal(cropped.images[:, 1:], whole.images[:, 1:])  # the wrist cameras keep their whole view
+
+
+def test_camera_view_cuts_the_same_window_at_any_resolution():
+    from aloe.images import camera_view
+
+    ys, xs = np.mgrid[0:240, 0:320]
+    small = np.stack([ys, xs, np.zeros_like(ys)], -1).astype(np.uint8)  # pixel i, j holds (i, j) mod 256
+    view = camera_view(small, (96, 128), (0.3, 0.3, 0.4, 0.4))
+    np.testing.assert_array_equal(view, small[72:168, 96:224])  # at 240 x 320 the window is taken pixel for pixel
+    large = np.repeat(np.repeat(small, 2, 0), 2, 1)  # the same scene at 480 x 640
+    np.testing.assert_array_equal(camera_view(large, (96, 128), (0.3, 0.3, 0.4, 0.4)), view)

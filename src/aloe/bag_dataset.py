@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from aloe.command_arbiter import OPERATOR
-from aloe.images import ImageEncodingError, rgb_array
+from aloe.images import ImageEncodingError, camera_view, rgb_array
 from aloe.learning.data import DataError, Episode
 from aloe.topics import CAMERAS
 
@@ -69,20 +69,17 @@ def stamp_ns(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
-def decode_image(msg, size) -> np.ndarray:
+def decode_image(msg, size, crop=()) -> np.ndarray:
     try:
         image = rgb_array(msg)
     except ImageEncodingError as error:
         raise DataError(str(error)) from None
-    if size is not None and image.shape[:2] != tuple(size):
-        import cv2
-
-        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(image)
+    return camera_view(image, size, crop) if size is not None else np.ascontiguousarray(image)
 
 
-def read_episode(bag: Path, typestore, image_size=(96, 128)) -> Episode:
-    """Decode one episode bag; raises DataError naming the bag and the reason."""
+def read_episode(bag: Path, typestore, image_size=(96, 128), head_crop=()) -> Episode:
+    """Decode one episode bag, images as the encoder sees them (`camera_view`); raises
+    DataError naming the bag and the reason."""
     from rosbags.rosbag2 import Reader
     from rosbags.rosbag2.errors import ReaderError
 
@@ -103,7 +100,8 @@ def read_episode(bag: Path, typestore, image_size=(96, 128)) -> Episode:
                     camera = connection.topic.rsplit("/", 2)[-2]
                     if camera in CAMERAS:
                         msg = typestore.deserialize_cdr(raw, connection.msgtype)
-                        images.setdefault(stamp_ns(msg.header), {})[camera] = decode_image(msg, image_size)
+                        crop = head_crop if camera == CAMERAS[0] else ()
+                        images.setdefault(stamp_ns(msg.header), {})[camera] = decode_image(msg, image_size, crop)
     except (ReaderError, OSError, ValueError, KeyError) as error:
         raise DataError(f"{bag}: cannot read ({error})") from None
     if not states or not commands:
@@ -141,9 +139,10 @@ def read_episode(bag: Path, typestore, image_size=(96, 128)) -> Episode:
     )
 
 
-def cache_key(bag: Path, image_size) -> str:
-    """Changes when the bag's files or the image size change."""
-    digest = hashlib.sha256(f"{CACHE_VERSION}|{image_size}".encode())
+def cache_key(bag: Path, image_size, head_crop=()) -> str:
+    """Changes when the bag's files or the images' view change."""
+    view = f"{image_size}|{tuple(head_crop)}" if head_crop else f"{image_size}"  # no crop: the keys of caches made before crops
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{view}".encode())
     for path in sorted(Path(bag).iterdir()):
         stat = path.stat()
         digest.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
@@ -170,24 +169,25 @@ def load_cached(path: Path) -> Episode:
         )
 
 
-def load_episode(bag: Path, typestore, image_size=(96, 128), cache_dir: Optional[Path] = None):
+def load_episode(bag: Path, typestore, image_size=(96, 128), cache_dir: Optional[Path] = None, head_crop=()):
     """(episode, came_from_cache)."""
     if cache_dir is None:
-        return read_episode(bag, typestore, image_size), False
+        return read_episode(bag, typestore, image_size, head_crop), False
     cache_dir = Path(cache_dir)
-    cached = cache_dir / f"{Path(bag).name}-{cache_key(bag, image_size)}.npz"
+    cached = cache_dir / f"{Path(bag).name}-{cache_key(bag, image_size, head_crop)}.npz"
     if cached.exists():
         try:
             return load_cached(cached), True
         except (OSError, ValueError, KeyError, DataError):
             cached.unlink()  # a damaged cache entry: decode the bag again
-    episode = read_episode(bag, typestore, image_size)
+    episode = read_episode(bag, typestore, image_size, head_crop)
     cache_dir.mkdir(parents=True, exist_ok=True)
     save_cached(cached, episode)
     return episode, False
 
 
-def load_bags(directory: Path, typestore, image_size=(96, 128), cache_dir: Optional[Path] = None, say=lambda line: None):
+def load_bags(directory: Path, typestore, image_size=(96, 128), cache_dir: Optional[Path] = None, say=lambda line: None,
+              head_crop=()):
     """Every episode bag under `directory` (episodes, skipped): a bag that cannot be used is
     named with its reason and left out; the rest still load."""
     directory = Path(directory)
@@ -197,7 +197,7 @@ def load_bags(directory: Path, typestore, image_size=(96, 128), cache_dir: Optio
     episodes, skipped = [], []
     for index, bag in enumerate(bags, 1):
         try:
-            episode, cached = load_episode(bag, typestore, image_size, cache_dir)
+            episode, cached = load_episode(bag, typestore, image_size, cache_dir, head_crop)
         except DataError as error:
             skipped.append(Skipped(bag, str(error)))
             say(f"skipped {bag.name}: {error}")

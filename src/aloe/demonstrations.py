@@ -96,9 +96,10 @@ def record(task: str, seeds, folder: Path, variant: str = "train", workers: int 
     return paths
 
 
-def load(paths, image_size=None, privileged: bool = False, successes_only: bool = False) -> list:
-    """Episodes for `aloe.learning.train`: images resized to `image_size` (None: no images);
-    with `privileged`, the object state appended to each step's joints."""
+def load(paths, image_size=None, privileged: bool = False, successes_only: bool = False, head_crop=()) -> list:
+    """Episodes for `aloe.learning.train`: images as the encoder sees them (`image_size`,
+    `head_crop`; None: no images); with `privileged`, the object state appended to each
+    step's joints."""
     from aloe.learning.train import resize_images
 
     episodes = []
@@ -112,7 +113,7 @@ def load(paths, image_size=None, privileged: bool = False, successes_only: bool 
                 joints = np.concatenate([joints, arrays["state"]], axis=1)
             images = image_steps = None
             if image_size is not None:
-                images = np.stack([resize_images(frame, image_size) for frame in arrays["images"]])
+                images = np.stack([resize_images(frame, image_size, head_crop) for frame in arrays["images"]])
                 image_steps = arrays["image_steps"]
             episodes.append(Episode(joints, arrays["actions"], np.ones(len(arrays["actions"]), bool), outcome,
                                     str(arrays["instruction"]), images, image_steps, str(arrays["task"]), Path(path).stem))

@@ -1,5 +1,6 @@
 """sensor_msgs/Image <-> numpy for rgb8 and bgr8, shared by the nodes and the bag reader
-(it works on rclpy's messages and on the ones rosbags decodes alike). No ROS imports."""
+(it works on rclpy's messages and on the ones rosbags decodes alike), and the view of a
+camera image the encoder takes. No ROS imports."""
 import numpy as np
 
 ENCODINGS = ("rgb8", "bgr8")
@@ -16,6 +17,21 @@ def rgb_array(msg) -> np.ndarray:
     rows = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)
     image = rows[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
     return image[..., ::-1] if msg.encoding == "bgr8" else image
+
+
+def camera_view(image: np.ndarray, size, crop=()) -> np.ndarray:
+    """One camera image as the encoder sees it: the window `crop` (top, left, height, width,
+    as fractions of the image, so any camera resolution gives the same view) cut out first,
+    then resized to `size` (height, width) by area averaging."""
+    if crop:
+        h, w = image.shape[:2]
+        top, left, height, width = crop
+        image = image[round(top * h):round((top + height) * h), round(left * w):round((left + width) * w)]
+    if image.shape[:2] != tuple(size):
+        import cv2
+
+        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(image)
 
 
 def rgb8_fields(pixels: np.ndarray) -> dict:

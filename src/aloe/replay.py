@@ -24,7 +24,7 @@ def q_trajectory(bag: Path, checkpoint: Path, typestore, every: int = 10):
     policy = Policy.load(checkpoint)
     if not policy.has_critic:
         raise DataError(f"{checkpoint} ({policy.checkpoint.algo}) has no critic to evaluate chunks with")
-    episode = read_episode(bag, typestore, image_size=tuple(policy.config.model.image_size))
+    episode = read_episode(bag, typestore, tuple(policy.config.model.image_size), tuple(policy.config.model.head_crop))
     horizon = policy.config.model.horizon
     times = state_times(bag, typestore)
     values = []

@@ -56,7 +56,8 @@ def episodes_from_bags(directories, config: TrainConfig, say) -> list:
 
     store, episodes, skipped = aloe_typestore(), [], []
     for directory in map(Path, directories):
-        found, left_out = load_bags(directory, store, config.model.image_size, directory / ".aloe-cache", say)
+        found, left_out = load_bags(directory, store, config.model.image_size, directory / ".aloe-cache", say,
+                                    tuple(config.model.head_crop))
         episodes, skipped = episodes + found, skipped + left_out
     if not episodes:
         raise DataError(f"no usable episode bags in {', '.join(map(str, directories))}" + (f" ({len(skipped)} skipped)" if skipped else ""))

@@ -15,6 +15,10 @@ class ModelConfig:
     privileged_state_dim: int = 0
     cameras: int = 3  # head, left wrist, right wrist
     image_size: tuple = (96, 128)  # (height, width) the encoder sees
+    # The head camera's window (top, left, height, width, fractions of its image) cut out
+    # before resizing to image_size; () takes the whole image. The tasks' workspace fills
+    # only the middle 0.23 x 0.26 of the sim's head image (docs/results.md).
+    head_crop: tuple = ()
     use_images: bool = True
     use_language: bool = True
     feature_dim: int = 256  # observation embedding shared by actor and critic
@@ -140,6 +144,9 @@ def validate(config, where: str = "config") -> None:
             raise ConfigError(f"{where}.pretrain_noise_draws must be at least 1, got {config.pretrain_noise_draws}")
         if not config.model.encoder_widths or any(int(w) < 8 or int(w) % 8 for w in config.model.encoder_widths):
             raise ConfigError(f"{where}.model.encoder_widths must be multiples of 8 (GroupNorm's groups), got {list(config.model.encoder_widths)}")
+        crop = tuple(config.model.head_crop)
+        if crop and not (len(crop) == 4 and min(crop) >= 0 and min(crop[2:]) > 0 and crop[0] + crop[2] <= 1 and crop[1] + crop[3] <= 1):
+            raise ConfigError(f"{where}.model.head_crop must be [top, left, height, width] within the image (fractions), got {list(crop)}")
         if config.model.random_shift < 0:
             raise ConfigError(f"{where}.model.random_shift must be >= 0, got {config.model.random_shift}")
         if not 0 <= config.model.privileged_state_dim < config.model.joint_dim:

@@ -63,7 +63,7 @@ class Policy:
         joints = torch.tensor(self.normalizer.joints(np.asarray(joints, dtype=np.float32)), dtype=torch.float32, device=self.device)[None]
         image_tensor = None
         if self.config.model.use_images:
-            resized = resize_images(np.asarray(images, dtype=np.uint8), self.config.model.image_size)
+            resized = resize_images(np.asarray(images, dtype=np.uint8), self.config.model.image_size, tuple(self.config.model.head_crop))
             image_tensor = torch.from_numpy(resized)[None].to(self.device)
         return self.model.encoder(joints, image_tensor, self._instruction(instruction))
 

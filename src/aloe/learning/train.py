@@ -83,14 +83,14 @@ class Observations:
         return self.joints[index], pick(self.images), pick(self.language)
 
 
-def resize_images(images: np.ndarray, size) -> np.ndarray:
-    """(cameras, h, w, 3) to the encoder's (height, width)."""
-    height, width = size
-    if images.shape[1:3] == (height, width):
-        return images
-    import cv2
+def resize_images(images: np.ndarray, size, head_crop=()) -> np.ndarray:
+    """Camera images (cameras, h, w, 3) as the encoder sees them: (height, width) each, the
+    head camera (the first) cut to `head_crop` first (`ModelConfig.head_crop`)."""
+    from aloe.images import camera_view
 
-    return np.stack([cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) for image in images])
+    if not head_crop and images.shape[1:3] == tuple(size):
+        return images
+    return np.stack([camera_view(image, size, head_crop if camera == 0 else ()) for camera, image in enumerate(images)])
 
 
 def build_observations(episodes, transitions: ChunkTransitions, normalizer: Normalizer, config: TrainConfig, device) -> Observations:
