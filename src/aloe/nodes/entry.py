@@ -49,8 +49,9 @@ def run(node_class) -> int:
         print(f"error: {error}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    node.get_logger().info("ready")
-    spin(node)
+    # The ready line is logged inside spin's Ctrl-C handling: a SIGINT that comes the moment
+    # the line is out (a launcher stopping the node at once; seen in CI) ends it cleanly too.
+    spin(node, on_start=lambda: node.get_logger().info("ready"))
     return 0
 
 
@@ -83,9 +84,12 @@ def _shut_down_within(seconds: float) -> bool:
     return True
 
 
-def spin(node: Node, executor=None) -> None:
-    """Spin until Ctrl-C or an external shutdown, then destroy the node and shut rclpy down."""
+def spin(node: Node, executor=None, on_start=None) -> None:
+    """Spin until Ctrl-C or an external shutdown, then destroy the node and shut rclpy down.
+    `on_start` runs first, under the same Ctrl-C handling."""
     try:
+        if on_start is not None:
+            on_start()
         rclpy.spin(node, executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
