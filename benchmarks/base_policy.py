@@ -31,7 +31,7 @@ def parse_override(text: str) -> tuple:
 def build_config(args):
     from aloe.learning.config import TrainConfig, from_dict
 
-    values = {"algo": "bc", "pretrain_steps": args.steps, "improve_steps": 0, "critic_steps": 0, "seed": args.seed}
+    values = {}
     for file in args.config:
         values.update(yaml.safe_load(Path(file).read_text()) or {})
     values.update(algo="bc", pretrain_steps=args.steps, improve_steps=0, critic_steps=0, seed=args.seed)

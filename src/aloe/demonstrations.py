@@ -76,20 +76,16 @@ def _record_one(job) -> Path:
 
 def record(task: str, seeds, folder: Path, variant: str = "train", workers: int = 2, progress=None) -> list:
     """Record (or reuse) one demonstration per seed in `folder`; the episode files, in seed order."""
+    import contextlib
     import multiprocessing
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [(task, int(seed), variant, folder) for seed in seeds]
     paths = []
-    if workers <= 1:
-        for job in jobs:
-            paths.append(_record_one(job))
-            if progress:
-                progress(len(paths), len(jobs))
-        return paths
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        for path in pool.imap(_record_one, jobs):
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext()
+    with pool:
+        for path in (pool.imap if workers > 1 else map)(_record_one, jobs):
             paths.append(path)
             if progress:
                 progress(len(paths), len(jobs))
@@ -100,7 +96,7 @@ def load(paths, image_size=None, privileged: bool = False, successes_only: bool 
     """Episodes for `aloe.learning.train`: images as the encoder sees them (`image_size`,
     `head_crop`; None: no images); with `privileged`, the object state appended to each
     step's joints."""
-    from aloe.learning.train import resize_images
+    from aloe.images import resize_images
 
     episodes = []
     for path in paths:

@@ -34,6 +34,14 @@ def camera_view(image: np.ndarray, size, crop=()) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def resize_images(images: np.ndarray, size, head_crop=()) -> np.ndarray:
+    """Camera images (cameras, h, w, 3) as the encoder sees them: (height, width) each, the
+    head camera (the first) cut to `head_crop` first (`ModelConfig.head_crop`)."""
+    if not head_crop and images.shape[1:3] == tuple(size):
+        return images
+    return np.stack([camera_view(image, size, head_crop if camera == 0 else ()) for camera, image in enumerate(images)])
+
+
 def rgb8_fields(pixels: np.ndarray) -> dict:
     """The fields of an rgb8 Image holding H x W x 3 `pixels`."""
     height, width = pixels.shape[:2]

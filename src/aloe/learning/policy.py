@@ -5,10 +5,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from aloe.images import resize_images
 from aloe.learning.algorithm import pessimistic
 from aloe.learning.checkpoint import Checkpoint, load_checkpoint
 from aloe.learning.text import EMBEDDING_DIM
-from aloe.learning.train import resize_images
 
 
 def inference_device(name: str) -> torch.device:

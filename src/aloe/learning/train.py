@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from aloe.images import resize_images
 from aloe.learning import algorithm
 from aloe.learning.checkpoint import Checkpoint, VLAModel, new_version
 from aloe.learning.config import LearningError, TrainConfig, validate
@@ -81,16 +82,6 @@ class Observations:
     def rows(self, index):
         pick = lambda t: None if t is None else t[index]  # noqa: E731
         return self.joints[index], pick(self.images), pick(self.language)
-
-
-def resize_images(images: np.ndarray, size, head_crop=()) -> np.ndarray:
-    """Camera images (cameras, h, w, 3) as the encoder sees them: (height, width) each, the
-    head camera (the first) cut to `head_crop` first (`ModelConfig.head_crop`)."""
-    from aloe.images import camera_view
-
-    if not head_crop and images.shape[1:3] == tuple(size):
-        return images
-    return np.stack([camera_view(image, size, head_crop if camera == 0 else ()) for camera, image in enumerate(images)])
 
 
 def build_observations(episodes, transitions: ChunkTransitions, normalizer: Normalizer, config: TrainConfig, device) -> Observations:
