@@ -7,7 +7,9 @@ by rollouts on training seeds (never the evaluation seeds 100000+), one change p
 Each run records (or reuses) the demonstrations in runs/demos/<task>/, trains BC with the
 config (config/experiment-train.yaml's model, then --config, then --set), evaluates it on
 seeds 500.. in process, and appends one JSON line to runs/ladder/<task>.jsonl: success
-rate with its 95 % interval, stage rates, BC minutes, and the command.
+rate with its 95 % interval, stage rates, BC minutes, and the command. The BC loss curve
+goes to runs/ladder/<task>/<name>/tensorboard/. With --checkpoint a rung's model is
+evaluated again under other chunk execution (--replan-every, --temporal-ensembling).
 """
 import argparse
 import json
@@ -67,7 +69,7 @@ def train_rung(args) -> tuple:
           f"{sum(len(e) for e in episodes)} steps", flush=True)
     torch.set_num_threads(2)
     start = time.monotonic()
-    checkpoint = train(config, episodes, progress=sys.stderr.isatty())
+    checkpoint = train(config, episodes, log_dir=out / "tensorboard", progress=sys.stderr.isatty())
     minutes = (time.monotonic() - start) / 60
     path = save_checkpoint(checkpoint, out / "model.safetensors")
     print(f"[ladder] BC {config.pretrain_steps} steps in {minutes:.1f} min", flush=True)
@@ -88,6 +90,7 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes, seeds 500.. (default 50)")
     parser.add_argument("--first-seed", type=int, default=500)
     parser.add_argument("--replan-every", type=int, default=25)
+    parser.add_argument("--temporal-ensembling", action="store_true", help="every chunk covering a step votes (ACT)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--checkpoint", metavar="CKPT", help="evaluate this checkpoint instead of training one "
                         "(e.g. another --replan-every for a rung's model)")
@@ -103,13 +106,15 @@ def main() -> int:
         path, minutes, used = train_rung(args)
 
     seeds = range(args.first_seed, args.first_seed + args.episodes)
-    results = evaluate(path, [args.task], [Condition("train")], seeds, replan_every=args.replan_every, workers=args.workers)
+    results = evaluate(path, [args.task], [Condition("train")], seeds, replan_every=args.replan_every, workers=args.workers,
+                       temporal_ensembling=args.temporal_ensembling)
     successes = sum(r.success for r in results)
     low, high = wilson_interval(successes, len(results))
     row = {
         "task": args.task, "name": args.name, "success": f"{successes}/{len(results)}", "low": round(low, 3), "high": round(high, 3),
         "stages": stage_rates(results), "bc_minutes": None if minutes is None else round(minutes, 1), "demos_used": used,
         "seeds": f"{seeds.start}-{seeds.stop - 1}", "replan_every": args.replan_every,
+        "temporal_ensembling": args.temporal_ensembling,
         "command": "python benchmarks/base_policy.py " + shlex.join(sys.argv[1:]),
     }
     print(json.dumps(row), flush=True)

@@ -73,14 +73,16 @@ class EpisodeResult:
     stages_reached: str = ""
 
 
-def rollout(policy, session, task: str, seed: int, condition: Condition, replan_every: int = 25) -> EpisodeResult:
+def rollout(policy, session, task: str, seed: int, condition: Condition, replan_every: int = 25,
+            temporal_ensembling: bool = False) -> EpisodeResult:
     """One episode of `policy` in `session` (a SimSession without scripted operator) until
-    the task's detector ends it (success, failure or its time limit)."""
+    the task's detector ends it (success, failure or its time limit). The chunks are
+    executed as the policy node's parameters of the same names execute them."""
     import torch
 
     scene = session.reset(task, seed, condition.variant, condition.disturbances)
     session.begin_episode()
-    executor = ChunkExecutor(replan_every)
+    executor = ChunkExecutor(replan_every, temporal_ensembling)
     mux = CommandArbiter(JointLimits(ARM_LOWER * 2, ARM_UPPER * 2, ARM_MAX_VELOCITY * 2), timeout_s=0.2)
     generator = torch.Generator().manual_seed(seed)  # the flow's noise: the episode is reproducible
     q_start, chunk_id, steps, outcome = None, 0, 0, None
@@ -232,8 +234,8 @@ def _start_worker(checkpoint: str, image_size: tuple) -> None:
 
 
 def _run_one(job) -> EpisodeResult:
-    task, seed, condition, replan_every = job
-    return rollout(_worker["policy"], _worker["session"], task, seed, condition, replan_every)
+    task, seed, condition, replan_every, temporal_ensembling = job
+    return rollout(_worker["policy"], _worker["session"], task, seed, condition, replan_every, temporal_ensembling)
 
 
 def episode_key(result: EpisodeResult) -> tuple:
@@ -241,13 +243,13 @@ def episode_key(result: EpisodeResult) -> tuple:
 
 
 def evaluate(checkpoint: Path, tasks, conditions, seeds, replan_every: int = 25, workers: int = 1,
-             image_size=(240, 320), progress=None, skip=frozenset(), on_result=None) -> list:
+             image_size=(240, 320), progress=None, skip=frozenset(), on_result=None, temporal_ensembling: bool = False) -> list:
     """Every (task, condition, seed) episode of one checkpoint but those in `skip` (as
     (task, condition name, seed)), in that order; `on_result(result)` as each ends and
     `progress(done, total)`, both counting the skipped ones as done."""
     import multiprocessing
 
-    every = [(task, seed, condition, replan_every) for task in tasks for condition in conditions for seed in seeds]
+    every = [(task, seed, condition, replan_every, temporal_ensembling) for task in tasks for condition in conditions for seed in seeds]
     jobs = [job for job in every if (job[0], job[2].name, job[1]) not in skip]
     results = []
 
