@@ -45,6 +45,18 @@ def build_config(args):
     return from_dict(TrainConfig, values)
 
 
+def task_extras(task: str) -> int:
+    """How many entries `Task.extra_state` adds at the end of the task's object state."""
+    from aloe.sim.env import SimRobot
+
+    robot = SimRobot()
+    try:
+        robot.reset(task, 0)
+        return len(robot.task.extra_state(robot.data, robot.scene))
+    finally:
+        robot.close()
+
+
 def train_rung(args) -> tuple:
     """Demonstrations, then BC; the checkpoint's path, BC minutes and demonstrations used."""
     import torch
@@ -62,6 +74,9 @@ def train_rung(args) -> tuple:
     image_size = tuple(config.model.image_size) if config.model.use_images else None
     episodes = demonstrations.load(demo_paths, image_size, privileged=args.privileged, successes_only=not args.keep_failures,
                                    head_crop=tuple(config.model.head_crop))
+    extras = task_extras(args.task) if args.privileged and args.without_task_extras else 0
+    for episode in episodes if extras else ():  # e.g. sorting's bins, then known only from the instruction
+        episode.joints = episode.joints[:, :-extras]
     if args.privileged:
         state = episodes[0].joints.shape[1] - 14
         config.model.joint_dim, config.model.privileged_state_dim = 14 + state, state
@@ -69,7 +84,7 @@ def train_rung(args) -> tuple:
           f"{sum(len(e) for e in episodes)} steps", flush=True)
     torch.set_num_threads(2)
     start = time.monotonic()
-    checkpoint = train(config, episodes, log_dir=out / "tensorboard", progress=sys.stderr.isatty())
+    checkpoint = train(config, episodes, log_dir=out / "tensorboard")
     minutes = (time.monotonic() - start) / 60
     path = save_checkpoint(checkpoint, out / "model.safetensors")
     print(f"[ladder] BC {config.pretrain_steps} steps in {minutes:.1f} min", flush=True)
@@ -83,6 +98,9 @@ def main() -> int:
     parser.add_argument("--demos", type=int, default=100, help="demonstrations, seeds 0..N-1 (default 100)")
     parser.add_argument("--keep-failures", action="store_true", help="train on failed demonstrations too")
     parser.add_argument("--privileged", action="store_true", help="condition on the simulator's object state (diagnostic)")
+    parser.add_argument("--without-task-extras", action="store_true",
+                        help="with --privileged: leave out what the task adds to the object state (the lid's opening, "
+                        "sorting's target bins, which the policy must then read from the image or the instruction)")
     parser.add_argument("--steps", type=int, default=8000, help="BC steps (default 8000)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--config", action="append", default=[], help="training config YAML (repeatable, later wins)")

@@ -147,3 +147,46 @@ def test_rollouts_go_through_the_mux_safety_layer():
     moved = np.array(commanded)[:6, [1, 2, 8, 9]]  # the elbows reach their limit after that
     # The 1 rad jump arrives as a ramp at the mux's velocity limit (3 rad/s: 0.06 per step).
     np.testing.assert_allclose(np.diff(moved, axis=0), ARM_MAX_VELOCITY[1] * 0.02)
+
+
+class AlternatingPolicy:
+    """Chunks that hold the home pose on odd calls and the waist 0.01 rad further on even
+    calls, so the command shows which chunks voted."""
+
+    has_critic, version = False, "alternating"
+
+    def __init__(self):
+        from aloe.learning.config import TrainConfig
+
+        self.config = TrainConfig()
+        self.config.model.use_images = False
+        self.calls = 0
+
+    def act(self, joints, images, instruction, generator=None):
+        from aloe.sim.scene import HOME
+
+        self.calls += 1
+        target = HOME.astype(np.float32).copy()
+        target[0] += 0.01 * (self.calls % 2 == 0)
+        return np.repeat(target[None], 50, axis=0)
+
+
+@pytest.mark.parametrize("temporal_ensembling, waist_after_second_chunk", [(False, 0.01), (True, 0.005)])
+def test_rollouts_execute_chunks_as_the_policy_node_does(temporal_ensembling, waist_after_second_chunk):
+    from aloe.evaluation import rollout
+    from aloe.sim.scene import HOME
+    from aloe.sim.session import SimSession
+
+    session = SimSession(image_size=(48, 64), camera_rate_hz=0, scripted_operator=False)
+    commanded = []
+    original = session.tick
+    session.tick = lambda command: commanded.append(np.array(command)) or original(command)
+    try:
+        rollout(AlternatingPolicy(), session, "insertion", 5, parse_condition("train"), replan_every=5,
+                temporal_ensembling=temporal_ensembling)
+    finally:
+        session.close()
+    waist = np.array(commanded)[:, 0] - HOME[0]
+    np.testing.assert_allclose(waist[:5], 0.0, atol=1e-6)  # the first chunk alone
+    # With ensembling the two chunks vote (weights exp(-0.01 i): nearly halves); without, the newest rules.
+    assert waist[5] == pytest.approx(waist_after_second_chunk, abs=2e-4)

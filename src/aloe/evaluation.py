@@ -100,7 +100,8 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
                 images = np.stack([rendered[camera] for camera in CAMERAS])
             joints = measured.astype(np.float32)
             if model.privileged_state_dim:  # the sim-only diagnostic: object state beside the joints
-                joints = np.concatenate([joints, session.robot.object_state()])
+                # (its first privileged_state_dim entries: a rung may leave out the task's extras at the end)
+                joints = np.concatenate([joints, session.robot.object_state()[:model.privileged_state_dim]])
             actions = policy.act(joints, images, scene.instruction, generator)
             if policy.has_critic and q_start is None:  # the critic's estimate of the episode, before it runs
                 q_start = policy.q_values(joints, images, scene.instruction, actions)
