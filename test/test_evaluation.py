@@ -114,6 +114,22 @@ def test_evaluate_refuses_a_missing_checkpoint_with_one_line(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def commands_sent(policy, **execution) -> np.ndarray:
+    """The joint commands an insertion rollout of `policy` sends the simulator, step by step."""
+    from aloe.evaluation import rollout
+    from aloe.sim.session import SimSession
+
+    session = SimSession(image_size=(48, 64), camera_rate_hz=0, scripted_operator=False)
+    commanded = []
+    original = session.tick
+    session.tick = lambda command: commanded.append(np.array(command)) or original(command)
+    try:
+        rollout(policy, session, "insertion", 5, parse_condition("train"), **execution)
+    finally:
+        session.close()
+    return np.array(commanded)
+
+
 class ReachFarPolicy:
     """A policy that always asks for a pose 1 rad from home on every arm joint at once: the
     kind of jump an undertrained actor emits."""
@@ -133,18 +149,8 @@ class ReachFarPolicy:
 
 def test_rollouts_go_through_the_mux_safety_layer():
     from aloe.command_arbiter import ARM_MAX_VELOCITY
-    from aloe.evaluation import rollout
-    from aloe.sim.session import SimSession
 
-    session = SimSession(image_size=(48, 64), camera_rate_hz=0, scripted_operator=False)
-    commanded = []
-    original = session.tick
-    session.tick = lambda command: commanded.append(np.array(command)) or original(command)
-    try:
-        rollout(ReachFarPolicy(), session, "insertion", 5, parse_condition("train"), replan_every=25)
-    finally:
-        session.close()
-    moved = np.array(commanded)[:6, [1, 2, 8, 9]]  # the elbows reach their limit after that
+    moved = commands_sent(ReachFarPolicy(), replan_every=25)[:6, [1, 2, 8, 9]]  # the elbows reach their limit after that
     # The 1 rad jump arrives as a ramp at the mux's velocity limit (3 rad/s: 0.06 per step).
     np.testing.assert_allclose(np.diff(moved, axis=0), ARM_MAX_VELOCITY[1] * 0.02)
 
@@ -173,20 +179,9 @@ class AlternatingPolicy:
 
 @pytest.mark.parametrize("temporal_ensembling, waist_after_second_chunk", [(False, 0.01), (True, 0.005)])
 def test_rollouts_execute_chunks_as_the_policy_node_does(temporal_ensembling, waist_after_second_chunk):
-    from aloe.evaluation import rollout
     from aloe.sim.scene import HOME
-    from aloe.sim.session import SimSession
 
-    session = SimSession(image_size=(48, 64), camera_rate_hz=0, scripted_operator=False)
-    commanded = []
-    original = session.tick
-    session.tick = lambda command: commanded.append(np.array(command)) or original(command)
-    try:
-        rollout(AlternatingPolicy(), session, "insertion", 5, parse_condition("train"), replan_every=5,
-                temporal_ensembling=temporal_ensembling)
-    finally:
-        session.close()
-    waist = np.array(commanded)[:, 0] - HOME[0]
+    waist = commands_sent(AlternatingPolicy(), replan_every=5, temporal_ensembling=temporal_ensembling)[:, 0] - HOME[0]
     np.testing.assert_allclose(waist[:5], 0.0, atol=1e-6)  # the first chunk alone
     # With ensembling the two chunks vote (weights exp(-0.01 i): nearly halves); without, the newest rules.
     assert waist[5] == pytest.approx(waist_after_second_chunk, abs=2e-4)
