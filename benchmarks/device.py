@@ -44,6 +44,15 @@ def language_available() -> bool:
     return True
 
 
+def placeholder_language(m, batch: int, device: torch.device, length: int = 24):
+    """Zero language input of the model's shape: a GPU machine may lack the sentence model."""
+    if not m.use_language:
+        return None
+    if m.language_tokens:
+        return torch.zeros(batch, length, 384, device=device), torch.ones(batch, length, dtype=torch.bool, device=device)
+    return torch.zeros(batch, 384, device=device)
+
+
 def pretrain_rate(config: TrainConfig, device: torch.device, steps: int) -> float:
     """BC pre-training steps per second on random data of the model's shape."""
     m, draws = config.model, config.pretrain_noise_draws
@@ -53,7 +62,7 @@ def pretrain_rate(config: TrainConfig, device: torch.device, steps: int) -> floa
     b = config.batch_size // draws
     batch = (torch.zeros(b, m.joint_dim, device=device),
              torch.randint(0, 255, (b, m.cameras, *m.image_size, 3), dtype=torch.uint8, device=device),
-             torch.zeros(b, 384, device=device) if m.use_language else None,
+             placeholder_language(m, b, device),
              torch.randn(b, m.horizon, m.action_dim, device=device),
              torch.ones(b, m.horizon, dtype=torch.bool, device=device))
 

@@ -18,13 +18,14 @@ import torch
 from aloe.learning.algorithm import CriticData, fit_critic
 from aloe.learning.config import CriticConfig, TrainConfig
 from aloe.learning.checkpoint import VLAModel
+from aloe.learning.text import language_input
 
 
 def actor_latency(model, config, calls: int = 200):
     m = config.model
     joints = torch.zeros(1, m.joint_dim)
     images = torch.randint(0, 255, (1, m.cameras, *m.image_size, 3), dtype=torch.uint8)
-    language = torch.zeros(1, 384)
+    language = language_input(["put the phone in the box"], m.language_tokens) if m.use_language else None
     times = []
     with torch.no_grad():
         for i in range(calls + 20):
@@ -59,6 +60,7 @@ import resource, torch
 torch.set_num_threads({threads})
 from aloe.learning.config import TrainConfig
 from aloe.learning.checkpoint import VLAModel
+from aloe.learning.text import language_input
 from aloe.learning.train import BehaviourCloning
 config = TrainConfig(); m = config.model
 model = VLAModel(config, with_critic=True)
@@ -66,7 +68,7 @@ bc = BehaviourCloning(model.encoder, model.actor)
 optimizer = torch.optim.Adam(bc.parameters())
 b = config.batch_size
 batch = (torch.zeros(b, m.joint_dim), torch.randint(0, 255, (b, m.cameras, *m.image_size, 3), dtype=torch.uint8),
-         torch.zeros(b, 384), torch.randn(b, m.horizon, m.action_dim), torch.ones(b, m.horizon, dtype=torch.bool))
+         language_input(["put the phone in the box"] * b, m.language_tokens), torch.randn(b, m.horizon, m.action_dim), torch.ones(b, m.horizon, dtype=torch.bool))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 bc(*batch).mean().backward(); optimizer.step()
 print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)

@@ -93,3 +93,28 @@ def test_weight_shares_say_which_chunks_the_improvement_favours():
     outcome = np.array([e.outcome for e in episodes])[transitions.observations[transitions.obs, 0]]
     assert shares["success"] == pytest.approx(weights.numpy()[outcome == "success"].mean() / mean)
     assert weight_shares(torch.ones(len(transitions)), transitions, episodes) == pytest.approx(dict.fromkeys(shares, 1.0))
+
+
+def test_instruction_tokens_train_every_part_and_reach_the_chunk(tmp_path):
+    """With `model.language_tokens` the policy attends over the instruction's token vectors:
+    BC, the critic and the improvement train through them, the checkpoint round-trips, and
+    the instruction changes the chunk drawn from the same noise."""
+    import torch
+    import yaml
+
+    from aloe.learning.checkpoint import save_checkpoint
+    from aloe.learning.config import TrainConfig, from_dict
+    from aloe.learning.train import train
+
+    tiny = yaml.safe_load(Path(TINY).read_text())
+    config = from_dict(TrainConfig, {**tiny, "algo": "aloe", "model": {**tiny["model"], "language_tokens": True}})
+    episodes = synthetic.dataset(4, seed=0, image_size=config.model.image_size)
+    assert len({e.instruction for e in episodes}) > 1
+    path = save_checkpoint(train(config, episodes, progress=False), tmp_path / "model.safetensors")
+    policy = Policy(load_checkpoint(path))
+    assert policy.config.model.language_tokens and policy.has_critic
+    episode = episodes[0]
+    chunks = [policy.act(episode.joints[0], episode.images[0], instruction, generator=torch.Generator().manual_seed(3))
+              for instruction in ("reach the red target", "reach the blue target", "reach the red target")]
+    assert chunks[0].shape == (10, 14) and np.array_equal(chunks[0], chunks[2])
+    assert not np.allclose(chunks[0], chunks[1])

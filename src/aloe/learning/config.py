@@ -21,6 +21,9 @@ class ModelConfig:
     head_crop: tuple = ()
     use_images: bool = True
     use_language: bool = True
+    # The instruction as its token vectors, attended over by learned queries, instead of
+    # their mean: the mean all but erases which bin each of sorting's objects goes to.
+    language_tokens: bool = False
     feature_dim: int = 256  # observation embedding shared by actor and critic
     keypoints: int = 32  # spatial-softmax keypoints per camera
     encoder_widths: tuple = (32, 64, 128)  # channels of the stride-2 conv layers, shared by the cameras

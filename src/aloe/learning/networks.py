@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from aloe.learning.config import ModelConfig
-from aloe.learning.text import EMBEDDING_DIM
+from aloe.learning.text import EMBEDDING_DIM, MAX_TOKENS
 
 
 class SpatialSoftmax(nn.Module):
@@ -59,8 +59,31 @@ class ImageEncoder(nn.Module):
         return self.keypoints(self.net(x))
 
 
+class TokenAttentionPool(nn.Module):
+    """Learned queries attend over the instruction's token vectors (MiniLM's last layer), each
+    tagged with a learned embedding of its position: a query can pick out one phrase, e.g.
+    the bin named for the second object, which a mean over the tokens blurs. Without the
+    position tags, or with queries near zero (all starting at the tokens' mean), a probe of
+    held-out sorting instructions recovered the bins in 79-90 % instead of 96-100 %
+    (test_learning_text.py)."""
+
+    def __init__(self, out: int, queries: int = 4, width: int = 128, heads: int = 4):
+        super().__init__()
+        self.project = nn.Linear(EMBEDDING_DIM, width)
+        self.position = nn.Parameter(torch.randn(MAX_TOKENS, width) * 0.1)
+        self.queries = nn.Parameter(torch.randn(queries, width))
+        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.out = nn.Linear(queries * width, out)
+
+    def forward(self, tokens, mask):  # (B, L, 384) float, (B, L) bool, True where a token is
+        keys = self.project(tokens) + self.position[: tokens.shape[1]]
+        queries = self.queries.expand(len(tokens), -1, -1)
+        pooled, _ = self.attention(queries, keys, keys, key_padding_mask=~mask, need_weights=False)
+        return self.out(pooled.flatten(1))
+
+
 class ObservationEncoder(nn.Module):
-    """Three camera images, joint state and the instruction embedding to one feature vector."""
+    """Three camera images, joint state and the instruction to one feature vector."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -72,20 +95,21 @@ class ObservationEncoder(nn.Module):
             self.camera_embedding = nn.Parameter(torch.randn(config.cameras, self.images.out_dim) * 0.02)
             parts += config.cameras * self.images.out_dim
         if config.use_language:
-            self.language = nn.Linear(EMBEDDING_DIM, width)
+            self.language = TokenAttentionPool(width) if config.language_tokens else nn.Linear(EMBEDDING_DIM, width)
             parts += width
         self.joints = nn.Linear(config.joint_dim, width)
         self.fuse = nn.Sequential(nn.Linear(parts, width), nn.SiLU(), nn.Linear(width, width), nn.LayerNorm(width))
 
     def forward(self, joints, images=None, language=None):
-        """joints (B, J) normalised; images (B, cameras, H, W, 3) uint8; language (B, 384)."""
+        """joints (B, J) normalised; images (B, cameras, H, W, 3) uint8; language the sentence
+        vectors (B, 384), or with `language_tokens` the pair (tokens (B, L, 384), mask (B, L))."""
         parts = [self.joints(joints)]
         if self.config.use_images:
             batch, cameras = images.shape[:2]
             per_camera = self.images(images.flatten(0, 1)).view(batch, cameras, -1) + self.camera_embedding
             parts.append(per_camera.flatten(1))
         if self.config.use_language:
-            parts.append(self.language(language))
+            parts.append(self.language(*language) if self.config.language_tokens else self.language(language))
         return self.fuse(torch.cat(parts, dim=-1))
 
 

