@@ -5,13 +5,16 @@ current actor pi:
 
 1. Policy evaluation (chunked TD). Every Q-head of the ensemble regresses
        y = sum_{i<H} gamma^i r_t+i + gamma^H * Qbar(s_t+H, a'),   a' ~ pi(. | s_t+H)
-   where Qbar is the pessimistic combination (min, or mean - lambda * std) of slowly
-   Polyak-averaged target heads. Because a' comes from the *current* actor and not from
-   the data, Q estimates the value of the current policy from data it did not collect.
+   where Qbar combines slowly Polyak-averaged target heads (`critic.target`: their
+   pessimistic value, their mean, or each head its own). Because a' comes from the
+   *current* actor and not from the data, Q estimates the value of the current policy
+   from data it did not collect. Steps of a chunk past its episode's end never ran: each
+   batch fills them with steps of other chunks, so Q cannot come to depend on them.
    pi does not change while it is evaluated, so a' is drawn once per round (a small pool
    per next state) and the critic then trains on cached features at full speed.
-2. Advantages. V(s) = mean over M actions a_m ~ pi(s) of Qbar(s, a_m); A = Qbar(s, a) - V(s)
-   for the chunk a in the data (policy and operator chunks alike).
+2. Advantages, pessimistic: with Qp the pessimistic value over the heads (min, or
+   mean - lambda * std), V(s) = mean over M actions a_m ~ pi(s) of Qp(s, a_m) and
+   A = Qp(s, a) - V(s) for the chunk a in the data (policy and operator chunks alike).
 3. Improvement. Flow matching on every data chunk weighted by clip(exp(A / beta), w_max),
    A divided by its spread over the data first so that beta does not depend on its scale:
    the weighted maximum-likelihood form of the KL-constrained improvement
@@ -24,6 +27,7 @@ with V regressed on Monte-Carlo returns G_t instead of an action-level critic).
 import copy
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -49,17 +53,33 @@ class CriticData:
     reward: torch.Tensor  # (N,) discounted reward inside the chunk
     discount: torch.Tensor  # (N,) gamma^H, or 0 at the end of a terminal episode
     next_actions: torch.Tensor  # (N, P, H, A) a' drawn from the policy being evaluated at s_t+H
+    executed: Optional[torch.Tensor] = None  # (N, H) False for steps past the episode's end
 
     def __len__(self):
         return len(self.obs)
 
 
 def td_target(target_critic, data: CriticData, index, pick, config: CriticConfig):
-    """Chunked TD target y for the transitions `index`, each with its `pick`-th sampled a'."""
+    """Chunked TD target y for the transitions `index`, each with its `pick`-th sampled a':
+    (B,) shared by the heads, or (K, B) with `config.target` "per_head"."""
     next_features = data.features[data.next_obs[index].clamp(min=0)]
-    next_q = pessimistic(target_critic(next_features, data.next_actions[index, pick]), config)
+    next_q = target_critic(next_features, data.next_actions[index, pick])  # (K, B)
+    if config.target == "pessimistic":
+        next_q = pessimistic(next_q, config)
+    elif config.target == "mean":
+        next_q = next_q.mean(dim=0)
     # discount is 0 past a success or failure, so nothing is bootstrapped there.
     return data.reward[index] + data.discount[index] * next_q
+
+
+def fill_unexecuted(data: CriticData, index, generator=None):
+    """The chunks `index`, their steps past the episode's end replaced by the same steps of
+    random other chunks: those steps never ran, so the value must not learn them."""
+    actions = data.actions[index]
+    if data.executed is None:
+        return actions
+    others = torch.randint(len(data), (len(index),), generator=generator).to(actions.device)
+    return torch.where(data.executed[index].unsqueeze(-1), actions, data.actions[others])
 
 
 def polyak_update(target, online, tau: float) -> None:
@@ -88,7 +108,7 @@ def fit_critic(critic, data: CriticData, config: CriticConfig, steps: int, batch
         pick = torch.randint(samples, (batch_size,), generator=generator).to(device)
         with torch.no_grad():
             y = td_target(target, data, index, pick, config)
-        q = forward(data.features[data.obs[index]], data.actions[index])  # (K, B)
+        q = forward(data.features[data.obs[index]], fill_unexecuted(data, index, generator))  # (K, B)
         loss = (q - y).pow(2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

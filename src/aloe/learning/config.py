@@ -2,6 +2,7 @@
 from dataclasses import asdict, dataclass, field, fields
 
 ALGORITHMS = ("aloe", "bc", "ibc", "mc")
+CRITIC_TARGETS = ("pessimistic", "mean", "per_head")
 
 
 @dataclass
@@ -53,6 +54,10 @@ class DataConfig:
 class CriticConfig:
     pessimism: str = "min"  # "min" over the ensemble, or "mean_std": mean - lam * std
     pessimism_lambda: float = 1.0
+    # What the TD target bootstraps from: the target heads' "pessimistic" value (as
+    # `pessimism` says), their "mean", or "per_head" (each head its own target head).
+    # Advantages are pessimistic whatever this is.
+    target: str = "pessimistic"
     polyak: float = 0.005  # target heads track the online heads at this rate per step
     lr: float = 3e-4
     target_action_samples: int = 4  # a' ~ pi(s_t+H) drawn per next state, once per round
@@ -135,6 +140,8 @@ def validate(config, where: str = "config") -> None:
             raise ConfigError(f"{where}.algo: unknown algorithm '{config.algo}' (valid: {', '.join(ALGORITHMS)})")
         if config.critic.pessimism not in ("min", "mean_std"):
             raise ConfigError(f"{where}.critic.pessimism must be 'min' or 'mean_std', got '{config.critic.pessimism}'")
+        if config.critic.target not in CRITIC_TARGETS:
+            raise ConfigError(f"{where}.critic.target must be one of {', '.join(CRITIC_TARGETS)}, got '{config.critic.target}'")
         if config.critic.prior_scale < 0:
             raise ConfigError(f"{where}.critic.prior_scale must be >= 0, got {config.critic.prior_scale}")
         if config.data.takeover_cost < 0:

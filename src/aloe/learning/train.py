@@ -347,6 +347,7 @@ def _weights(model, features, obs, transitions, actions, config, runtime, batche
             reward=torch.as_tensor(transitions.reward, device=device),
             discount=torch.as_tensor(transitions.discount, device=device),
             next_actions=algorithm.sample_policy_actions(model.actor, next_features, config.critic.target_action_samples, shared),
+            executed=torch.as_tensor(transitions.mask, device=device),
         )
         model.critic.train()
         algorithm.fit_critic(model.critic, data, config.critic, config.critic_steps, config.batch_size,
