@@ -5,8 +5,8 @@ current actor pi:
 
 1. Policy evaluation (chunked TD). Every Q-head of the ensemble regresses
        y = sum_{i<H} gamma^i r_t+i + gamma^H * Qbar(s_t+H, a'),   a' ~ pi(. | s_t+H)
-   where Qbar combines slowly Polyak-averaged target heads (`critic.target`: their
-   pessimistic value, their mean, or each head its own). Because a' comes from the
+   where Qbar combines slowly Polyak-averaged target heads (`critic.target`: their mean
+   by default, their pessimistic value, or each head its own). Because a' comes from the
    *current* actor and not from the data, Q estimates the value of the current policy
    from data it did not collect. Steps of a chunk past its episode's end never ran: each
    batch fills them with steps of other chunks, so Q cannot come to depend on them.

@@ -256,7 +256,7 @@ def make_problem(case, seed: int = 0, episodes: int = 2000, samples: int = 16) -
 
 
 def train(problem: Problem, config: CriticConfig, seed: int = 0, steps: int = 2500, members: int = 10,
-          data_next_chunk: bool = False, learn_past_end: bool = False):
+          data_next_chunk: bool = False, learn_past_end: bool = False, prior_scale: float = 0.0):
     """A `CriticEnsemble` fitted to the problem. The two flags break it on purpose: a' taken
     from the data's next chunk instead of from pi (it then evaluates the behaviour), and
     training on the repeated last command past an episode's end as if it had run."""
@@ -270,7 +270,7 @@ def train(problem: Problem, config: CriticConfig, seed: int = 0, steps: int = 25
     torch.manual_seed(seed)
     model = ModelConfig(horizon=problem.case.horizon, action_dim=1, feature_dim=data.features.shape[1],
                         ensemble_size=members, critic_hidden=64)
-    critic = CriticEnsemble(model)
+    critic = CriticEnsemble(model, prior_scale)
     fit_critic(critic, data, config, steps=steps, batch_size=256, generator=torch.Generator().manual_seed(seed))
     return critic
 
