@@ -7,16 +7,19 @@ Each figure is the median over several runs; the threads are fixed (default 2) b
 these machines are shared and noisy.
 """
 import argparse
+import json
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
+import yaml
 
 from aloe.learning.algorithm import CriticData, fit_critic
-from aloe.learning.config import CriticConfig, TrainConfig
+from aloe.learning.config import CriticConfig, TrainConfig, from_dict, to_dict
 from aloe.learning.checkpoint import VLAModel
 from aloe.learning.text import language_input
 
@@ -53,16 +56,16 @@ def critic_throughput(model, config, steps: int = 100, batch: int = 256, transit
     return steps * batch / (time.perf_counter() - start)
 
 
-def training_step_peak_mb(threads: int) -> float:
+def training_step_peak_mb(threads: int, config: TrainConfig) -> float:
     """Peak resident memory growth of one BC step with images, in a fresh process."""
     probe = f"""
-import resource, torch
+import json, resource, torch
 torch.set_num_threads({threads})
-from aloe.learning.config import TrainConfig
+from aloe.learning.config import TrainConfig, from_dict
 from aloe.learning.checkpoint import VLAModel
 from aloe.learning.text import language_input
 from aloe.learning.train import BehaviourCloning
-config = TrainConfig(); m = config.model
+config = from_dict(TrainConfig, json.loads({json.dumps(json.dumps(to_dict(config)))!s})); m = config.model
 model = VLAModel(config, with_critic=True)
 bc = BehaviourCloning(model.encoder, model.actor)
 optimizer = torch.optim.Adam(bc.parameters())
@@ -80,13 +83,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--config", action="append", default=[], help="training config YAML to measure instead of the defaults (repeatable, later wins)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    config = TrainConfig()
+    values = {}
+    for file in args.config:
+        values.update(yaml.safe_load(Path(file).read_text()) or {})
+    config = from_dict(TrainConfig, values)
     model = VLAModel(config, with_critic=True).eval()
     m = config.model
-    print(f"default model: H={m.horizon}, A={m.action_dim}, {m.cameras} cameras {m.image_size[0]}x{m.image_size[1]}, "
+    print(f"{'model of ' + ', '.join(args.config) if args.config else 'default model'}: H={m.horizon}, A={m.action_dim}, {m.cameras} cameras {m.image_size[0]}x{m.image_size[1]}, "
           f"{m.flow_steps} flow steps, K={m.ensemble_size} Q-heads; {args.threads} threads, median of {args.runs} runs")
     latencies = [actor_latency(model, config) for _ in range(args.runs)]
     print(f"actor chunk inference, batch 1: p50 {statistics.median(p for p, _ in latencies):.1f} ms, "
@@ -95,7 +102,7 @@ def main() -> None:
     rates = [critic_throughput(model, config) for _ in range(args.runs)]
     print(f"critic training on cached features: {statistics.median(rates):,.0f} chunk-transitions/s "
           f"(batch 256; min {min(rates):,.0f}, max {max(rates):,.0f}; goal >= 5,000/s)")
-    peaks = [training_step_peak_mb(args.threads) for _ in range(3)]
+    peaks = [training_step_peak_mb(args.threads, config) for _ in range(3)]
     print(f"peak memory of a BC training step with images (batch {config.batch_size}): "
           f"+{statistics.median(peaks):.0f} MiB over the loaded model, median of 3 fresh processes")
     print(f"process peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
