@@ -18,7 +18,7 @@ import time
 import torch
 
 from aloe.learning.config import CriticConfig
-from aloe.learning.exact_mdps import CASES, make_problem, measure, past_end_spread, train
+from aloe.learning.exact_mdps import CASES, make_problem, measure, past_end_spread, train_critic
 
 FORMS = {
     "min in target": CriticConfig(target="pessimistic", pessimism="min"),
@@ -42,7 +42,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     default = CriticConfig()
-    print(f"| case | critic | Q error | pessimistic Q error | pessimistic A error |\n|---|---|---|---|---|", flush=True)
+    print("| case | critic | Q error | pessimistic Q error | pessimistic A error |\n|---|---|---|---|---|", flush=True)
     for name in args.cases.split(","):
         case = CASES[name]
         problems = [make_problem(case, seed) for seed in range(args.seeds)]
@@ -50,9 +50,13 @@ def main() -> None:
         variants += [("broken: a' from the data", default, {"data_next_chunk": True}),
                      ("broken: past-end steps learned", default, {"learn_past_end": True})]
         for label, config, broken in variants:
-            results = [measure(critic, case, config) | ({"past_end": past_end_spread(critic, case)} if name == "in-chunk" else {})
-                       for seed, problem in enumerate(problems)
-                       for critic in [train(problem, config, seed, **broken)]]
+            results = []
+            for seed, problem in enumerate(problems):
+                critic = train_critic(problem, config, seed, **broken)
+                result = measure(critic, case, config)
+                if name == "in-chunk":
+                    result["past_end"] = past_end_spread(critic, case)
+                results.append(result)
             row = " | ".join(summary([r[k] for r in results]) for k in ("q", "q_pessimistic", "advantage"))
             extra = f" (past-end spread {summary([r['past_end'] for r in results])})" if name == "in-chunk" else ""
             print(f"| {name} | {label}{extra} | {row} |", flush=True)

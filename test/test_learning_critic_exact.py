@@ -11,7 +11,7 @@ import torch
 
 from aloe.learning.algorithm import pessimistic
 from aloe.learning.config import CriticConfig
-from aloe.learning.exact_mdps import CASES, make_problem, measure, past_end_spread, train
+from aloe.learning.exact_mdps import CASES, make_problem, measure, past_end_spread, train_critic
 
 DEFAULT = CriticConfig()
 # Mean absolute error bounds of Q (heads' mean) and of the pessimistic advantage, per case.
@@ -31,7 +31,7 @@ def problems():
 
 @pytest.fixture(scope="module")
 def critics(problems):
-    return {name: train(problem, DEFAULT) for name, problem in problems.items()}
+    return {name: train_critic(problem, DEFAULT) for name, problem in problems.items()}
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -44,7 +44,7 @@ def test_the_default_critic_recovers_q_and_advantages_of_the_target_policy(name,
 @pytest.mark.parametrize("name", ["far", "continuous"])
 def test_bootstrapping_from_the_data_next_chunk_evaluates_the_wrong_policy(name, problems):
     """SARSA-style targets (a' the chunk the data took next) estimate the behaviour policy."""
-    errors = measure(train(problems[name], DEFAULT, data_next_chunk=True), CASES[name], DEFAULT)
+    errors = measure(train_critic(problems[name], DEFAULT, data_next_chunk=True), CASES[name], DEFAULT)
     assert errors["q"] > BOUNDS[name][0], errors
 
 
@@ -54,7 +54,7 @@ def test_the_value_of_a_chunk_that_ends_the_episode_ignores_the_steps_after_it(p
     differently by what follows it."""
     case = CASES["in-chunk"]
     assert past_end_spread(critics["in-chunk"], case) < 0.03
-    assert past_end_spread(train(problems["in-chunk"], DEFAULT, learn_past_end=True), case) > 0.1
+    assert past_end_spread(train_critic(problems["in-chunk"], DEFAULT, learn_past_end=True), case) > 0.1
 
 
 def test_the_pessimistic_advantage_is_lower_for_chunks_the_data_never_took(critics):
@@ -100,7 +100,7 @@ def test_pessimism_and_spread_grow_far_from_the_data(critics):
 
 def test_random_priors_keep_the_values_and_spread_the_heads_wider_off_the_data(problems, critics):
     case = CASES["stochastic"]
-    with_prior = train(problems["stochastic"], DEFAULT, prior_scale=0.5)
+    with_prior = train_critic(problems["stochastic"], DEFAULT, prior_scale=0.5)
     errors = measure(with_prior, case, DEFAULT)
     assert errors["q"] < BOUNDS["stochastic"][0] and errors["q_pessimistic"] < BOUNDS["stochastic"][0], errors
     (q_in, q_out), (prior_in, prior_out) = inside_and_outside(critics["stochastic"], case), inside_and_outside(with_prior, case)

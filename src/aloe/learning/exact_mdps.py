@@ -255,7 +255,7 @@ def make_problem(case, seed: int = 0, episodes: int = 2000, samples: int = 16) -
     return Problem(case, data, transitions)
 
 
-def train(problem: Problem, config: CriticConfig, seed: int = 0, steps: int = 2500, members: int = 10,
+def train_critic(problem: Problem, config: CriticConfig, seed: int = 0, steps: int = 2500, members: int = 10,
           data_next_chunk: bool = False, learn_past_end: bool = False, prior_scale: float = 0.0):
     """A `CriticEnsemble` fitted to the problem. The two flags break it on purpose: a' taken
     from the data's next chunk instead of from pi (it then evaluates the behaviour), and
