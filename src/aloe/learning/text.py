@@ -156,7 +156,11 @@ class LanguageEncoder:
     def embed(self, instructions) -> torch.Tensor:
         if not instructions:
             return torch.zeros(0, EMBEDDING_DIM)
-        return sentence_embedding(*self.tokens(instructions))
+        # Pool each distinct instruction once: training asks for one row per observation,
+        # and padded token vectors for all of them would take L times the memory.
+        distinct = sorted(set(instructions))
+        row = {text: i for i, text in enumerate(distinct)}
+        return sentence_embedding(*self.tokens(distinct))[[row[text] for text in instructions]]
 
 
 @lru_cache(maxsize=1)
