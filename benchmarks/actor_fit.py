@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aloe.bag_dataset import load_bags
+from aloe.data.bag_dataset import load_bags
+from aloe.data.recording import aloe_typestore
 from aloe.learning.checkpoint import VLAModel
 from aloe.learning.config import TrainConfig
 from aloe.learning.data import Normalizer, chunk_transitions
 from aloe.learning.train import Runtime, _pretrain, build_observations
-from aloe.recording import aloe_typestore
 
 
 def chunk_error(model, observations, transitions, normalizer, executed: int, joints: slice, count: int = 400) -> float:

@@ -62,7 +62,7 @@ def train_rung(args) -> tuple:
     """Demonstrations, then BC; the checkpoint's path, BC minutes and demonstrations used."""
     import torch
 
-    from aloe import demonstrations
+    from aloe.data import demonstrations
     from aloe.learning.checkpoint import save_checkpoint
     from aloe.learning.config import to_dict
     from aloe.learning.data import fingerprint
@@ -128,7 +128,7 @@ def main() -> int:
     if args.first_seed >= 100000:
         raise SystemExit("the ladder chooses settings: use training seeds, not the evaluation seeds 100000+")
 
-    from aloe.evaluation import Condition, evaluate, stage_rates, wilson_interval
+    from aloe.experiment.evaluation import Condition, evaluate, stage_rates, wilson_interval
 
     if args.checkpoint:
         path, minutes, used = Path(args.checkpoint), None, None

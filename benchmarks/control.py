@@ -48,7 +48,7 @@ def one_run(model: Path, folder: Path, seconds: float, run: int, camera_rate_hz:
     from sensor_msgs.msg import JointState
     from std_srvs.srv import Trigger
 
-    from aloe.topics import topic
+    from aloe.graph.topics import topic
 
     params = folder / f"control-{run}.yaml"
     params.write_text(

@@ -30,9 +30,8 @@ from aloe.learning.config import TrainConfig
 from aloe.learning.policy import Policy
 from aloe.learning.train import BehaviourCloning, Runtime, train
 
-# `aloe train` without aloe.cli, which imports rclpy (not on GPU machines)
-TRAIN = ("import argparse, sys; from aloe.learning.command import add_arguments, run; "
-         "p = argparse.ArgumentParser(); add_arguments(p); sys.exit(run(p.parse_args(sys.argv[1:])))")
+# `aloe train` by module: aloe.cli imports no ROS at module level, and GPU machines have none
+TRAIN = "import sys; from aloe.cli import main; sys.exit(main(['train', *sys.argv[1:]]))"
 
 
 def language_available() -> bool:

@@ -4,7 +4,7 @@ grasped, dropped far from the box, or set down beside / on the rim of it.
 
     .venv/bin/python benchmarks/insertion_failures.py runs/ladder/insertion/RUNG/model.safetensors --seeds 500-519
 
-Training seeds only (the ladder's); the policy is run as `aloe.evaluation.rollout` runs it.
+Training seeds only (the ladder's); the policy is run as `aloe.experiment.evaluation.rollout` runs it.
 """
 import argparse
 from pathlib import Path
@@ -23,7 +23,7 @@ def main() -> None:
 
     import torch
 
-    from aloe.evaluation import Condition, rollout
+    from aloe.experiment.evaluation import Condition, rollout
     from aloe.learning.policy import Policy
     from aloe.sim.session import SimSession
 

@@ -19,8 +19,8 @@ import torch
 import yaml
 
 from aloe.learning.algorithm import CriticData, fit_critic
-from aloe.learning.config import CriticConfig, TrainConfig, from_dict, to_dict
 from aloe.learning.checkpoint import VLAModel
+from aloe.learning.config import CriticConfig, TrainConfig, from_dict, to_dict
 from aloe.learning.text import language_input
 
 
@@ -61,8 +61,8 @@ def training_step_peak_mb(threads: int, config: TrainConfig) -> float:
     probe = f"""
 import json, resource, torch
 torch.set_num_threads({threads})
-from aloe.learning.config import TrainConfig, from_dict
 from aloe.learning.checkpoint import VLAModel
+from aloe.learning.config import TrainConfig, from_dict
 from aloe.learning.text import language_input
 from aloe.learning.train import BehaviourCloning
 config = from_dict(TrainConfig, json.loads({json.dumps(json.dumps(to_dict(config)))!s})); m = config.model

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aloe.images import camera_view
+from aloe.learning.camera_view import camera_view
 from aloe.learning.networks import ImageEncoder
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -35,7 +35,7 @@ def one_run(seconds: float, out: Path, run: int) -> dict:
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image, JointState
 
-    from aloe.topics import CAMERAS, camera_topic, topic
+    from aloe.graph.topics import CAMERAS, camera_topic, topic
 
     params = out / f"recorder-{run}.yaml"
     params.write_text(f"/**/recorder:\n  ros__parameters:\n    use_sim_time: false\n    out_dir: {out / f'run{run}'}\n")

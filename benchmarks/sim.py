@@ -63,7 +63,7 @@ def node_real_time_factor(camera_rate_hz: float, real_time_factor: float, second
     from rclpy.context import Context
     from rosgraph_msgs.msg import Clock
 
-    from aloe.topics import topic
+    from aloe.graph.topics import topic
 
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=domain)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as params:

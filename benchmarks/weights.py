@@ -16,10 +16,10 @@ import argparse
 import numpy as np
 import torch
 
-from aloe.evaluation import spearman
+from aloe.data.bag_dataset import episodes_from_bags
+from aloe.experiment.evaluation import spearman
 from aloe.learning import algorithm
 from aloe.learning.checkpoint import load_checkpoint
-from aloe.learning.command import episodes_from_bags
 from aloe.learning.data import chunk_transitions
 from aloe.learning.train import build_observations, encode
 
@@ -46,8 +46,8 @@ def main():
         parser.error(f"{args.checkpoint} has no critic: an aloe checkpoint is needed")
     config = checkpoint.config
     quiet = lambda line: None  # noqa: E731
-    demonstrations = episodes_from_bags([args.demonstrations], config, quiet)
-    episodes = demonstrations + episodes_from_bags(args.bags, config, quiet)
+    demonstrations = episodes_from_bags([args.demonstrations], config.model.image_size, config.model.head_crop, quiet)
+    episodes = demonstrations + episodes_from_bags(args.bags, config.model.image_size, config.model.head_crop, quiet)
     transitions = chunk_transitions(episodes, config.model.horizon, config.data)
     observations = build_observations(episodes, transitions, checkpoint.normalizer, config, "cpu")
     model, generator = checkpoint.model.eval(), torch.Generator().manual_seed(0)

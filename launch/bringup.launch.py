@@ -13,7 +13,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from aloe.graph import check_parameters, load_graph, with_optional
+from aloe.graph.bringup import check_parameters, load_graph, with_optional
 
 
 def nodes_for(context):

@@ -8,8 +8,8 @@ import sys
 
 import rclpy
 
+from aloe.graph.topics import STREAM_QOS
 from aloe.nodes.entry import spin
-from aloe.topics import STREAM_QOS
 from interface_samples import SERVICE_TYPES, answer, sample_messages
 
 

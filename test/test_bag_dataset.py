@@ -3,11 +3,11 @@ and bad bags named and skipped; which episodes a resumed recording already holds
 import numpy as np
 import pytest
 
-from aloe.bag_dataset import load_bags, load_episode, recorded_episodes
+from aloe.data.bag_dataset import load_bags, load_episode, recorded_episodes
+from aloe.data.recording import EpisodeBag, aloe_typestore
+from aloe.graph.topics import CAMERAS
 from aloe.learning.config import DataConfig
 from aloe.learning.data import DataError, chunk_transitions
-from aloe.recording import EpisodeBag, aloe_typestore
-from aloe.topics import CAMERAS
 
 MS = 1_000_000
 
@@ -127,7 +127,7 @@ def test_a_head_crop_cuts_the_head_camera_only_and_is_cached_apart(store, tmp_pa
 
 
 def test_camera_view_cuts_the_same_window_at_any_resolution():
-    from aloe.images import camera_view
+    from aloe.learning.camera_view import camera_view
 
     ys, xs = np.mgrid[0:240, 0:320]
     small = np.stack([ys, xs, np.zeros_like(ys)], -1).astype(np.uint8)  # pixel i, j holds (i, j) mod 256

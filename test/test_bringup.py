@@ -10,7 +10,7 @@ from aloe_msgs.srv import ResetSim, StartEpisode
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.task import Future
 
-from aloe.topics import topic
+from aloe.graph.topics import topic
 from bringup_process import Bringup
 from ros_helpers import call_service, node, spin_until
 

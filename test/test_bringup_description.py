@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from aloe.graph import GraphError, load_graph, node_executables, select_nodes, with_optional
-from aloe.runner import node_processes, ros_arguments
+from aloe.graph.bringup import GraphError, load_graph, node_executables, select_nodes, with_optional
+from aloe.graph.runner import node_processes, ros_arguments
 
 LAUNCH_FILE = Path(__file__).parents[1] / "launch" / "bringup.launch.py"
 

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 from sensor_msgs.msg import Image
 
-from aloe.topics import topic
+from aloe.graph.topics import topic
 from ros_helpers import node, spin_until
 from test_bringup import bringup  # noqa: F401  (fixture)
 

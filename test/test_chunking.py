@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from aloe.chunking import Chunk, ChunkExecutor, ObservationSync
+from aloe.control.chunking import Chunk, ChunkExecutor, ObservationSync
 
 
 def ramp(start, horizon=10, offset=0.0):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from aloe.command_arbiter import HOLD, OPERATOR, POLICY, Command, CommandArbiter, JointLimits
+from aloe.control.command_arbiter import HOLD, OPERATOR, POLICY, Command, CommandArbiter, JointLimits
 
 DT = 0.02
 

@@ -5,7 +5,7 @@ from rclpy.duration import Duration
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
-from aloe.topics import topic
+from aloe.graph.topics import topic
 from test_bringup import bringup  # noqa: F401  (fixture)
 from ros_helpers import node, spin_until
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from aloe import demonstrations
+from aloe.data import demonstrations
 from aloe.sim.env import SimRobot
 from aloe.sim.tasks import TASKS
 

@@ -1,7 +1,7 @@
 """Episode bookkeeping: one running episode, ended exactly once, time limit as failure."""
 import pytest
 
-from aloe.episodes import ABORT, FAILURE, START, SUCCESS, EpisodeBook, EpisodeError
+from aloe.control.episodes import ABORT, FAILURE, START, SUCCESS, EpisodeBook, EpisodeError
 
 
 def test_episode_lifecycle_and_unique_ids():

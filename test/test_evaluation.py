@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from aloe.cli import main, split_conditions
-from aloe.evaluation import (EpisodeResult, EvaluationError, calibration, evaluate, parse_condition, ranks, read_episode_results,
+from aloe.experiment.evaluation import (EpisodeResult, EvaluationError, calibration, evaluate, parse_condition, ranks, read_episode_results,
                              spearman, stage_rates, summarize, wilson_interval)
 
 
@@ -116,7 +116,7 @@ def test_evaluate_refuses_a_missing_checkpoint_with_one_line(tmp_path, capsys):
 
 def commands_sent(policy, **execution) -> np.ndarray:
     """The joint commands an insertion rollout of `policy` sends the simulator, step by step."""
-    from aloe.evaluation import rollout
+    from aloe.experiment.evaluation import rollout
     from aloe.sim.session import SimSession
 
     session = SimSession(image_size=(48, 64), camera_rate_hz=0, scripted_operator=False)
@@ -148,7 +148,7 @@ class ReachFarPolicy:
 
 
 def test_rollouts_go_through_the_mux_safety_layer():
-    from aloe.command_arbiter import ARM_MAX_VELOCITY
+    from aloe.control.command_arbiter import ARM_MAX_VELOCITY
 
     moved = commands_sent(ReachFarPolicy(), replan_every=25)[:6, [1, 2, 8, 9]]  # the elbows reach their limit after that
     # The 1 rad jump arrives as a ramp at the mux's velocity limit (3 rad/s: 0.06 per step).

@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 
 from aloe.cli import main
-from aloe.evaluation import read_episode_results
-from aloe.experiment import Experiment, Step, load_config
+from aloe.experiment.evaluation import read_episode_results
+from aloe.experiment.protocol import Experiment, Step, load_config
 
 
 def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys):
@@ -35,6 +35,9 @@ def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys)
     assert list((out / "plots").glob("insertion-q-trajectory-*.png"))
     assert yaml.safe_load((out / "versions.yaml").read_text())["torch"].startswith("2.13.0")
     assert yaml.safe_load((out / "train-config.yaml").read_text()) == yaml.safe_load(Path("test/tiny_train.yaml").read_text())
+    # the results' config names its training settings beside it, not by this machine's path
+    assert yaml.safe_load((out / "config.yaml").read_text())["train_config"] == "train-config.yaml"
+    assert load_config(out / "config.yaml").train_config == str((out / "train-config.yaml").resolve())
     # every step ran processes (the graph, a training): none held less than a Python process
     assert min(state["peak_memory_mb"].values()) > 20
 

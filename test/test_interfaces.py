@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from aloe.topics import STREAM_QOS
+from aloe.graph.topics import STREAM_QOS
 from interface_samples import SERVICE_TYPES, expected_response, sample_messages, sample_requests
 from ros_helpers import call_service, node, spin_until
 

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from aloe.graph import check_parameters, declared_parameters, load_graph
-from aloe.params import ParameterFileError, check_node_parameters, load_parameter_file, parameters_for, section_matches
+from aloe.graph.bringup import check_parameters, declared_parameters, load_graph
+from aloe.graph.params import ParameterFileError, check_node_parameters, load_parameter_file, parameters_for, section_matches
 
 
 def test_shipped_parameter_files_load_and_every_section_names_a_node_with_known_parameters():

@@ -10,8 +10,8 @@ from aloe_msgs.msg import ActionChunk, EpisodeEvent, JointCommand, QValue, Takeo
 from aloe_msgs.srv import LoadCheckpoint
 from sensor_msgs.msg import Image, JointState
 
+from aloe.graph.topics import CAMERAS, camera_topic, topic
 from aloe.learning.checkpoint import load_checkpoint
-from aloe.topics import CAMERAS, camera_topic, topic
 from ros_helpers import call_service, node, spin_until
 from test_bringup import bringup  # noqa: F401  (fixture)
 

@@ -5,7 +5,7 @@ import sys
 import threading
 from pathlib import Path
 
-from aloe.process_memory import PeakTreeMemory, descendants, shares_address_space, tree_memory
+from aloe.experiment.process_memory import PeakTreeMemory, descendants, shares_address_space, tree_memory
 
 # A child that starts a grandchild holding 300 MB of written pages for two seconds.
 HOLD = "import time; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(2)"

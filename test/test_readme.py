@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from aloe.topics import CONTRACT, SERVICES
+from aloe.graph.topics import CONTRACT, SERVICES
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 

@@ -16,8 +16,8 @@ from mcap_ros2.decoder import DecoderFactory
 from sensor_msgs.msg import Image, JointState
 
 from aloe.cli import main
-from aloe.recording import EpisodeBag, EpisodeLog, aloe_typestore, needs_recovery, recover
-from aloe.topics import topic
+from aloe.data.recording import EpisodeBag, EpisodeLog, aloe_typestore, needs_recovery, recover
+from aloe.graph.topics import topic
 from ros_helpers import node, spin_until
 from test_bringup import bringup  # noqa: F401  (fixture)
 
@@ -53,7 +53,7 @@ WRITER = textwrap.dedent(
     import os, signal, sys
     import numpy as np
     from pathlib import Path
-    from aloe.recording import EpisodeBag, aloe_typestore
+    from aloe.data.recording import EpisodeBag, aloe_typestore
     store = aloe_typestore()
     State, Header, Time = (store.types[t] for t in ("sensor_msgs/msg/JointState", "std_msgs/msg/Header", "builtin_interfaces/msg/Time"))
     bag = EpisodeBag(Path(sys.argv[1]), {"/r/joint_states": "sensor_msgs/msg/JointState"}, store, flush_every_s=0.0)

@@ -7,8 +7,8 @@ from aloe_msgs.msg import JointCommand, QValue
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 
-from aloe.recording import aloe_typestore
-from aloe.topics import topic
+from aloe.data.recording import aloe_typestore
+from aloe.graph.topics import topic
 from ros_helpers import node, spin_until
 from test_bag_dataset import write_bag
 from test_policy_node import checkpoints  # noqa: F401  (fixture)

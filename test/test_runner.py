@@ -4,7 +4,7 @@ import signal
 import sys
 import time
 
-from aloe.runner import ProcessSpec, Runner
+from aloe.graph.runner import ProcessSpec, Runner
 
 STUCK_NODE = """
 import signal, time

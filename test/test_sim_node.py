@@ -12,12 +12,12 @@ from aloe_msgs.srv import ResetSim
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 
-from aloe.bag_dataset import load_bags
-from aloe.recording import aloe_typestore
+from aloe.data.bag_dataset import load_bags
+from aloe.data.recording import aloe_typestore
+from aloe.graph.topics import CAMERAS, camera_topic, topic
 from aloe.sim.env import SimError
 from aloe.sim.scene import HOME
 from aloe.sim.session import SimSession
-from aloe.topics import CAMERAS, camera_topic, topic
 from ros_helpers import call_service, node, spin_until
 from test_bringup import bringup  # noqa: F401  (fixture)
 

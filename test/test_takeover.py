@@ -1,7 +1,7 @@
 """The critic's takeover trigger: a low Q, or a sharp drop, once per episode phase."""
 import pytest
 
-from aloe.takeover import TakeoverMonitor
+from aloe.control.takeover import TakeoverMonitor
 
 
 def test_off_by_default():

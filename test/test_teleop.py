@@ -8,8 +8,8 @@ from aloe_msgs.msg import JointCommand
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from aloe.teleop import Teleop
-from aloe.topics import topic
+from aloe.control.teleop import Teleop
+from aloe.graph.topics import topic
 from ros_helpers import call_service, node, spin_until
 from test_bringup import bringup  # noqa: F401  (fixture)
 

@@ -1,6 +1,6 @@
 """The trainer node over real DDS: new bags in the folder become a checkpoint that the
 running policy loads without a restart."""
-from aloe.recording import aloe_typestore
+from aloe.data.recording import aloe_typestore
 from test_bag_dataset import write_bag
 from test_bringup import bringup  # noqa: F401  (fixture)
 from test_policy_node import TINY, checkpoints  # noqa: F401  (fixture)

@@ -3,8 +3,8 @@ import pytest
 from aloe_msgs.msg import JointCommand
 from trajectory_msgs.msg import JointTrajectory
 
+from aloe.graph.topics import topic
 from aloe.nodes.trajectory_adapter import trajectory_point
-from aloe.topics import topic
 from ros_helpers import node, spin_until
 from test_bringup import bringup  # noqa: F401  (fixture)
 

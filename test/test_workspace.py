@@ -68,10 +68,10 @@ def test_launch_and_parameter_files_are_installed_in_share(workspace):
 
 
 def test_the_ament_index_finds_the_installed_package_and_its_graph(workspace):
-    probe = ("import aloe, aloe.graph\n"
+    probe = ("import aloe, aloe.graph.bringup\n"
              "from ament_index_python.packages import get_package_prefix, get_package_share_directory\n"
              "print(get_package_prefix('aloe')); print(get_package_share_directory('aloe')); print(aloe.__file__)\n"
-             "print(len(aloe.graph.load_graph().nodes))")
+             "print(len(aloe.graph.bringup.load_graph().nodes))")
     result = subprocess.run([sys.executable, "-c", probe], env=installed_env(workspace), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     prefix, share, module, nodes = result.stdout.split()

@@ -1,4 +1,6 @@
-"""The `aloe` command line."""
+"""The `aloe` command line: the top of the stack, over every layer (see aloe/__init__.py).
+It imports no ROS at module level, so `aloe train` runs where only the learning stack is
+installed."""
 import argparse
 import os
 import shutil
@@ -7,11 +9,12 @@ import sys
 from pathlib import Path
 import time
 
-from aloe.graph import GraphError, ParameterFileError, check_parameters, load_graph, select_nodes, with_optional
-from aloe.learning.config import LearningError
-from aloe.runner import NamespaceLock, Runner, RunnerError, describe_exit, graph_environment, node_processes
+import yaml
+
+from aloe.graph.bringup import GraphError, ParameterFileError, check_parameters, load_graph, select_nodes, with_optional
+from aloe.graph.runner import NamespaceLock, Runner, RunnerError, describe_exit, graph_environment, node_processes
+from aloe.learning.config import ALGORITHMS, ConfigError, LearningError, TrainConfig, from_dict, to_dict
 from aloe.sim import TASK_NAMES
-from aloe.topics import SERVICES
 
 
 class CliError(RuntimeError):
@@ -31,7 +34,8 @@ def bringup(args) -> int:
     lock = NamespaceLock(namespace, domain)
     lock.acquire()
 
-    from aloe.graph_monitor import GraphMonitor  # imports rclpy: only once we really start
+    from aloe.graph.monitor import GraphMonitor  # these two import rclpy: only once we really start
+    from aloe.graph.topics import SERVICES
 
     monitor = GraphMonitor(namespace)
     runner = Runner(node_processes(graph, namespace, parameter_files), env=env)
@@ -83,7 +87,7 @@ def record(args) -> int:
 
     import yaml
 
-    from aloe.bag_dataset import bag_metadata, recorded_episodes
+    from aloe.data.bag_dataset import bag_metadata, recorded_episodes
     from aloe.learning.data import DataError
 
     if args.episodes < 1:
@@ -153,7 +157,7 @@ def record(args) -> int:
 def split_conditions(text: str) -> list:
     """"train,unseen,train+push:0.5,drop:0.2" -> conditions; a disturbance list continues
     the condition before it (its items have no variant of their own)."""
-    from aloe.evaluation import VARIANTS
+    from aloe.experiment.evaluation import VARIANTS
 
     conditions = []
     for item in (part.strip() for part in text.replace(";", ",").split(",") if part.strip()):
@@ -164,8 +168,92 @@ def split_conditions(text: str) -> list:
     return conditions
 
 
+def add_train_arguments(parser) -> None:
+    parser.add_argument("--algo", choices=ALGORITHMS, default="aloe", help="aloe (critic + advantage weights), bc, ibc (intervention-weighted BC) or mc (Monte-Carlo value baseline)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--synthetic", type=int, metavar="EPISODES", help="train on this many synthetic episodes")
+    source.add_argument("--bags", metavar="DIR", nargs="+", help="train on the episode bags in these folders (decoded once, cached in DIR/.aloe-cache)")
+    parser.add_argument("--out", help="checkpoint to write (default: runs/train/<algo>-<time>-<id>/model.safetensors)")
+    parser.add_argument("--init", metavar="CKPT", help="start from this checkpoint (else behaviour-clone first)")
+    parser.add_argument("--config", metavar="YAML", help="training config file (fields of TrainConfig; see aloe/learning/config.py)")
+    parser.add_argument("--pretrain-steps", type=int)
+    parser.add_argument("--critic-steps", type=int)
+    parser.add_argument("--improve-steps", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--beta", type=float, help="advantage temperature (aloe, mc)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    parser.add_argument("--resume-state", metavar="FILE",
+                        help="where BC pre-training keeps its state and resumes from after an interruption "
+                             "(default: next to --out, when --out is given)")
+    parser.add_argument("--save-every", type=int, default=500, metavar="STEPS",
+                        help="save the pre-training state after every this many steps (0: never)")
+
+
+def train_config(args) -> TrainConfig:
+    values = {}
+    if args.config:
+        try:
+            values = yaml.safe_load(Path(args.config).read_text()) or {}
+        except OSError as error:
+            raise ConfigError(f"cannot read config {args.config}: {error.strerror}") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config {args.config} is not valid YAML: {str(error).splitlines()[0]}") from None
+    config = from_dict(TrainConfig, values, args.config or "config")
+    values = to_dict(config)
+    values["algo"] = args.algo
+    for name in ("pretrain_steps", "critic_steps", "improve_steps", "batch_size", "seed"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    if args.beta is not None:
+        values["improve"]["beta"] = args.beta
+    return from_dict(TrainConfig, values)
+
+
+def train_policy(args) -> int:
+    from aloe.data.bag_dataset import episodes_from_bags
+    from aloe.learning import synthetic
+    from aloe.learning.checkpoint import load_checkpoint, new_version, save_checkpoint
+    from aloe.learning.data import fingerprint
+    from aloe.learning.resume import ResumeFile
+    from aloe.learning.train import runtime_from_environment, train
+
+    config = train_config(args)
+    init = load_checkpoint(args.init) if args.init else None
+    if init is not None:
+        config.model = init.config.model  # the architecture comes with the weights
+    runtime = runtime_from_environment()
+    say = (lambda line: print(f"[aloe train] {line}", file=sys.stderr, flush=True)) if runtime.main else (lambda line: None)
+    if args.bags:
+        episodes = episodes_from_bags(args.bags, config.model.image_size, config.model.head_crop, say)
+    else:
+        episodes = synthetic.dataset(args.synthetic, seed=config.seed, image_size=config.model.image_size)
+    say(f"{config.algo} on {len(episodes)} episodes ({sum(len(e) for e in episodes)} steps), device {runtime.device}, "
+        f"{runtime.world_size} process{'es' if runtime.world_size > 1 else ''}")
+    out = Path(args.out) if args.out else Path("runs/train") / new_version(config.algo) / "model.safetensors"
+    resume_path = args.resume_state or (out.with_name(out.name + ".resume") if args.out else None)
+    resume = None
+    if resume_path and args.save_every > 0:
+        identity = {"config": to_dict(config), "data": fingerprint(episodes)}
+        resume = ResumeFile.for_rank(resume_path, args.save_every, identity, runtime.rank, runtime.world_size)
+    checkpoint = train(config, episodes, init=init, log_dir=out.parent / "tensorboard", progress=not args.no_progress,
+                       runtime=runtime, resume=resume)
+    if runtime.main:
+        save_checkpoint(checkpoint, out)
+        say(f"wrote {out} (version {checkpoint.version})")
+    if runtime.world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # no rank drops its state before the checkpoint is written
+    if resume is not None:
+        resume.remove()
+    if runtime.world_size > 1:
+        dist.destroy_process_group()
+    return 0
+
+
 def evaluate_checkpoints(args) -> int:
-    from aloe.evaluation import (EpisodeJournal, EvaluationError, episode_key, evaluate, parse_condition, summarize,
+    from aloe.experiment.evaluation import (EpisodeJournal, EvaluationError, episode_key, evaluate, parse_condition, summarize,
                                  write_csv)
     from aloe.learning.checkpoint import CheckpointError, load_checkpoint
 
@@ -226,7 +314,7 @@ def evaluate_checkpoints(args) -> int:
 
 
 def run_experiment(args) -> int:
-    from aloe.experiment import Experiment, load_config
+    from aloe.experiment.protocol import Experiment, load_config
 
     config = load_config(args.config)
     if args.task:
@@ -240,7 +328,7 @@ def run_experiment(args) -> int:
 
 
 def play_bag(args) -> int:
-    from aloe.replay import play
+    from aloe.data.replay import play
 
     if args.rate < 0 or args.q_every < 1:
         raise CliError("--rate must be >= 0 and --q-every >= 1")
@@ -252,7 +340,7 @@ def play_bag(args) -> int:
 
 
 def recover_bags(args) -> int:
-    from aloe.recording import RecordingError, aloe_typestore, needs_recovery, recover
+    from aloe.data.recording import RecordingError, aloe_typestore, needs_recovery, recover
 
     broken = []
     for given in args.bags:
@@ -318,11 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("bags", nargs="+", type=Path, metavar="BAG", help="bag directories (or folders of bags)")
     recover.set_defaults(handler=recover_bags)
 
-    from aloe.learning import command as train_command
-
     train = commands.add_parser("train", help="train a policy (aloe, bc, ibc or mc) and write a checkpoint")
-    train_command.add_arguments(train)
-    train.set_defaults(handler=train_command.run)
+    add_train_arguments(train)
+    train.set_defaults(handler=train_policy)
 
     ev = commands.add_parser("evaluate", help="success, throughput, robustness, generalisation and critic quality of checkpoints")
     ev.add_argument("checkpoints", nargs="+", type=Path, metavar="CKPT")

@@ -5,8 +5,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from aloe.images import resize_images
 from aloe.learning.algorithm import pessimistic
+from aloe.learning.camera_view import resize_images
 from aloe.learning.checkpoint import Checkpoint, load_checkpoint
 from aloe.learning.text import language_input
 

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from aloe.images import resize_images
 from aloe.learning import algorithm
+from aloe.learning.camera_view import resize_images
 from aloe.learning.checkpoint import Checkpoint, VLAModel, new_version
 from aloe.learning.config import LearningError, TrainConfig, validate
 from aloe.learning.data import ChunkTransitions, Normalizer, chunk_transitions, fingerprint

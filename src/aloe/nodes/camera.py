@@ -17,9 +17,9 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from aloe.images import rgb8_fields
+from aloe.data.images import rgb8_fields
+from aloe.graph.topics import CAMERAS, camera_topic, topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
-from aloe.topics import CAMERAS, camera_topic, topic
 
 PARAMETERS = {
     "camera": "head",  # head | left_wrist | right_wrist

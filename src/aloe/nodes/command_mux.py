@@ -10,10 +10,10 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from aloe.command_arbiter import (ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, SOURCE_NAMES, Command, CommandArbiter,
+from aloe.control.command_arbiter import (ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, SOURCE_NAMES, Command, CommandArbiter,
                                    JointLimits)
+from aloe.graph.topics import topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, publish_sample, run, stamp_seconds
-from aloe.topics import topic
 
 PARAMETERS = {
     "rate_hz": 50.0,

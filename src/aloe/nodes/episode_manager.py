@@ -6,9 +6,9 @@ from aloe_msgs.msg import EpisodeEvent
 from aloe_msgs.srv import EndEpisode, StartEpisode
 from rclpy.node import Node
 
-from aloe.episodes import EpisodeBook, EpisodeError, KIND_NAMES, START
+from aloe.control.episodes import EpisodeBook, EpisodeError, KIND_NAMES, START
+from aloe.graph.topics import topic
 from aloe.nodes.entry import declare_checked, run
-from aloe.topics import topic
 
 PARAMETERS = {
     "robot_name": "sim",  # prefix of episode ids

@@ -20,10 +20,10 @@ from aloe_msgs.srv import ResetSim, StartEpisode
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
-from aloe.episodes import KIND_NAMES
+from aloe.control.episodes import KIND_NAMES
+from aloe.graph.topics import topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
 from aloe.sim import TASK_NAMES
-from aloe.topics import topic
 
 PARAMETERS = {
     "tasks": list(TASK_NAMES),

@@ -28,11 +28,11 @@ from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 
-from aloe.chunking import Chunk, ChunkExecutor, ObservationSync
-from aloe.images import ImageEncodingError, rgb_array
+from aloe.control.chunking import Chunk, ChunkExecutor, ObservationSync
+from aloe.control.takeover import TakeoverMonitor
+from aloe.data.images import ImageEncodingError, rgb_array
+from aloe.graph.topics import CAMERAS, NEWEST_ONLY_QOS, camera_topic, topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, run, stamp_seconds
-from aloe.takeover import TakeoverMonitor
-from aloe.topics import CAMERAS, NEWEST_ONLY_QOS, camera_topic, topic
 
 PARAMETERS = {
     "checkpoint": "",  # safetensors file; empty: wait for `load_checkpoint`

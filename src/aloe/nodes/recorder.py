@@ -17,9 +17,9 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 
+from aloe.data.recording import EpisodeBag, EpisodeLog, RecordingError, aloe_typestore
+from aloe.graph.topics import CONTRACT, topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
-from aloe.recording import EpisodeBag, EpisodeLog, RecordingError, aloe_typestore
-from aloe.topics import CONTRACT, topic
 
 RECORDED = [t.name for t in CONTRACT if t.name not in ("episode", "/clock")]
 OUTCOME_NAMES = {EpisodeEvent.SUCCESS: "success", EpisodeEvent.FAILURE: "failure", EpisodeEvent.ABORT: "truncated"}

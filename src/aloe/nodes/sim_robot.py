@@ -18,13 +18,13 @@ from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 
-from aloe.images import rgb8_fields
+from aloe.data.images import rgb8_fields
+from aloe.graph.topics import CAMERAS, NEWEST_ONLY_QOS, camera_topic, topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, publish_sample, run
 from aloe.sim.disturbances import DisturbanceError
 from aloe.sim.env import CONTROL_DT, SimError
 from aloe.sim.scene import JOINT_NAMES
 from aloe.sim.session import SimSession
-from aloe.topics import CAMERAS, NEWEST_ONLY_QOS, camera_topic, topic
 
 PARAMETERS = {
     "task": "insertion",  # scene loaded at start; `sim/reset` loads others

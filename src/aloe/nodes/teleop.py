@@ -20,9 +20,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import Joy, JointState
 from std_srvs.srv import Trigger
 
+from aloe.control.teleop import KEY_HELP, Teleop
+from aloe.graph.topics import topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
-from aloe.teleop import KEY_HELP, Teleop
-from aloe.topics import topic
 
 INPUTS = ("keyboard", "joy", "leader")
 PARAMETERS = {

@@ -13,9 +13,9 @@ from builtin_interfaces.msg import Duration
 from rclpy.node import Node
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from aloe.graph.topics import NEWEST_ONLY_QOS, STREAM_QOS, topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
 from aloe.sim.scene import JOINT_NAMES
-from aloe.topics import NEWEST_ONLY_QOS, STREAM_QOS, topic
 
 PARAMETERS = {
     "trajectory_topic": "/joint_trajectory_controller/joint_trajectory",

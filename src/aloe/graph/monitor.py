@@ -10,7 +10,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 
-from aloe.topics import CONTRACT, resolve
+from aloe.graph.topics import CONTRACT, resolve
 
 # Services every rclpy node offers; the summary lists only the graph's own.
 STANDARD_SERVICES = (

@@ -29,8 +29,8 @@ from typing import Optional
 
 import yaml
 
+from aloe.experiment.process_memory import PeakTreeMemory
 from aloe.learning.config import ALGORITHMS, ConfigError, from_dict
-from aloe.process_memory import PeakTreeMemory
 from aloe.sim.tasks import TASKS
 
 
@@ -218,7 +218,7 @@ class Experiment:
                 return 1
             self.mark_finished(step.name, seconds, peak_mb)
             self.say(f"[{index}/{len(steps)}] {step.name}: done in {seconds:.0f} s")
-        from aloe.report import write_report
+        from aloe.experiment.report import write_report
 
         report = write_report(self)
         self.say(f"report: {report}")
@@ -226,7 +226,7 @@ class Experiment:
 
     def report(self) -> Path:
         """The report of the steps finished so far, running nothing (a long run may go on beside it)."""
-        from aloe.report import write_report
+        from aloe.experiment.report import write_report
 
         if not self.state_file.exists():
             raise ConfigError(f"{self.out} holds no finished step of an experiment (no {self.state_file.name}); run it first")
@@ -238,6 +238,8 @@ class Experiment:
         (first run; a resumed run must have the same config and training settings)."""
         config_file, train_file = self.out / "config.yaml", self.out / "train-config.yaml"
         config = json.loads(json.dumps(asdict(self.config)))  # tuples as lists, as YAML reads them back
+        if self.config.train_config:
+            config["train_config"] = train_file.name  # the copy beside it, so the folder runs again as it is
         train = yaml.safe_load(Path(self.config.train_config).read_text()) if self.config.train_config else {}
         if config_file.exists():
             anywhere = {"train_config": ""}  # the training settings count, not where their file lies

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aloe.evaluation import calibration, read_episode_results, summarize, write_csv
+from aloe.experiment.evaluation import calibration, read_episode_results, summarize, write_csv
 from aloe.sim.env import CONTROL_DT
 
 
@@ -148,10 +148,10 @@ def q_trajectory_plots(experiment, finished: set, task: str, plt) -> dict:
     """For one success and one failure among the deployment bags of the newest round ALOE
     trained on: that critic's pessimistic Q along the 50 Hz episode with the ensemble band,
     operator control shaded."""
-    from aloe.bag_dataset import bag_metadata
+    from aloe.data.bag_dataset import bag_metadata
+    from aloe.data.recording import aloe_typestore
+    from aloe.data.replay import q_trajectory
     from aloe.learning.data import DataError
-    from aloe.recording import aloe_typestore
-    from aloe.replay import q_trajectory
 
     round_ = newest_round(experiment, finished, task, "aloe training")
     if round_ is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from aloe.params import ParameterFileError, check_node_parameters
+from aloe.graph.params import ParameterFileError, check_node_parameters
 
 PACKAGE = "aloe"
 DESCRIPTION_FILE = "bringup.yaml"
@@ -22,7 +22,7 @@ class GraphError(ValueError):
 
 def config_dir() -> Path:
     """config/ of the source checkout when running from one, else the installed share/aloe/config."""
-    checkout = Path(__file__).resolve().parents[2] / "config"
+    checkout = Path(__file__).resolve().parents[3] / "config"
     if (checkout / DESCRIPTION_FILE).is_file():
         return checkout
     from ament_index_python.packages import get_package_share_directory

@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from aloe.graph import Graph, node_executables
+from aloe.graph.bringup import Graph, node_executables
 
 
 STACK_DUMP_SIGNAL = signal.SIGUSR1  # every aloe node prints its threads' stacks on it

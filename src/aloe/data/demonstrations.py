@@ -8,7 +8,7 @@ at the cameras' rate, outcome, instruction), plus the simulator's object state a
 step for the privileged diagnostic (`ModelConfig.privileged_state_dim`). Episodes are saved
 one file each, so a run cut off goes on where it stopped and a folder is reused.
 
-    from aloe.demonstrations import record
+    from aloe.data.demonstrations import record
     paths = record("insertion", seeds=range(100), folder=Path("runs/demos/insertion"))
     episodes = load(paths, image_size=(96, 128))
 """
@@ -26,9 +26,9 @@ CAMERA_EVERY = 10  # control steps between image sets: the sim node's 5 Hz camer
 def demonstrate(task: str, seed: int, variant: str = "train", render_size=RENDER_SIZE, camera_every: int = CAMERA_EVERY) -> dict:
     """One scripted episode as arrays: joints, actions, state (T, .), images (N, 3, h, w, 3),
     image_steps, outcome, instruction."""
+    from aloe.graph.topics import CAMERAS
     from aloe.sim.env import SimRobot
     from aloe.sim.operator import make_operator
-    from aloe.topics import CAMERAS
 
     robot = SimRobot(render_size)
     try:
@@ -96,7 +96,7 @@ def load(paths, image_size=None, privileged: bool = False, successes_only: bool 
     """Episodes for `aloe.learning.train`: images as the encoder sees them (`image_size`,
     `head_crop`; None: no images); with `privileged`, the object state appended to each
     step's joints."""
-    from aloe.images import resize_images
+    from aloe.learning.camera_view import resize_images
 
     episodes = []
     for path in paths:

@@ -15,10 +15,11 @@ from typing import Optional
 import numpy as np
 import yaml
 
-from aloe.command_arbiter import OPERATOR
-from aloe.images import ImageEncodingError, camera_view, rgb_array
+from aloe.control.command_arbiter import OPERATOR
+from aloe.data.images import ImageEncodingError, rgb_array
+from aloe.graph.topics import CAMERAS
+from aloe.learning.camera_view import camera_view
 from aloe.learning.data import DataError, Episode
-from aloe.topics import CAMERAS
 
 CACHE_VERSION = "1"
 
@@ -205,3 +206,20 @@ def load_bags(directory: Path, typestore, image_size=(96, 128), cache_dir: Optio
         episodes.append(episode)
         say(f"[{index}/{len(bags)}] {bag.name}: {len(episode)} steps, {episode.outcome}{' (cached)' if cached else ''}")
     return episodes, skipped
+
+
+def episodes_from_bags(directories, image_size, head_crop=(), say=lambda line: None) -> list:
+    """Every usable episode in the bag folders `directories` (cached in each folder's
+    .aloe-cache at the encoder's `image_size` and `head_crop`); the bags left out are named
+    with their reason. Raises DataError when none is usable."""
+    from aloe.data.recording import aloe_typestore
+
+    store, episodes, skipped = aloe_typestore(), [], []
+    for directory in map(Path, directories):
+        found, left_out = load_bags(directory, store, image_size, directory / ".aloe-cache", say, tuple(head_crop))
+        episodes, skipped = episodes + found, skipped + left_out
+    if not episodes:
+        raise DataError(f"no usable episode bags in {', '.join(map(str, directories))}" + (f" ({len(skipped)} skipped)" if skipped else ""))
+    if skipped:
+        say(f"{len(skipped)} bag{'s' if len(skipped) > 1 else ''} skipped, training on the other {len(episodes)}")
+    return episodes

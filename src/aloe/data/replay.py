@@ -18,7 +18,7 @@ from aloe.learning.data import DataError
 def q_trajectory(bag: Path, checkpoint: Path, typestore, every: int = 10):
     """[(step, log time ns, q dict)] of the executed chunks of a recorded episode, the
     critic's version, and the episode as decoded for it."""
-    from aloe.bag_dataset import read_episode
+    from aloe.data.bag_dataset import read_episode
     from aloe.learning.policy import Policy
 
     policy = Policy.load(checkpoint)
@@ -69,9 +69,9 @@ def play(bag: Path, rate: float = 1.0, critic=None, q_every: int = 10, delay_s: 
     from rosbags.rosbag2.errors import ReaderError
     from rosgraph_msgs.msg import Clock
 
-    from aloe.bag_dataset import bag_metadata
-    from aloe.recording import aloe_typestore
-    from aloe.topics import BY_NAME, message_class, topic
+    from aloe.data.bag_dataset import bag_metadata
+    from aloe.data.recording import aloe_typestore
+    from aloe.graph.topics import BY_NAME, message_class, topic
 
     bag = Path(bag)
     meta = bag_metadata(bag)

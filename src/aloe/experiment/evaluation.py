@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from aloe.chunking import Chunk, ChunkExecutor
-from aloe.command_arbiter import ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, POLICY, Command, CommandArbiter, JointLimits
+from aloe.control.chunking import Chunk, ChunkExecutor
+from aloe.control.command_arbiter import ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, POLICY, Command, CommandArbiter, JointLimits
+from aloe.graph.topics import CAMERAS
 from aloe.sim.env import CONTROL_DT
 from aloe.sim.tasks import TASKS, VARIANTS
-from aloe.topics import CAMERAS
 
 
 class EvaluationError(ValueError):

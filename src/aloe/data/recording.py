@@ -16,7 +16,7 @@ from typing import Optional
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from aloe.command_arbiter import OPERATOR, POLICY
+from aloe.control.command_arbiter import OPERATOR, POLICY
 
 MCAP_SUFFIX = ".mcap"
 
