@@ -6,11 +6,11 @@ from typing import Optional
 
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
-from aloe.params import ParameterFileError, unknown_parameters
-from aloe.runner import STACK_DUMP_SIGNAL
+from aloe.graph.params import ParameterFileError, unknown_parameters
+from aloe.graph.runner import STACK_DUMP_SIGNAL
 
 
 class NodeConfigError(ValueError):
@@ -87,6 +87,10 @@ def _shut_down_within(seconds: float) -> bool:
 def spin(node: Node, executor=None, on_start=None) -> None:
     """Spin until Ctrl-C or an external shutdown, then destroy the node and shut rclpy down.
     `on_start` runs first, under the same Ctrl-C handling."""
+    # An executor of our own, made before `on_start`: rclpy's global one, created on a context
+    # that a Ctrl-C right after the ready line has already shut down, comes back as None
+    # (seen in CI as "'NoneType' object has no attribute 'add_node'").
+    executor = executor or SingleThreadedExecutor()
     try:
         if on_start is not None:
             on_start()
@@ -102,5 +106,6 @@ def spin(node: Node, executor=None, on_start=None) -> None:
         if not _shut_down_within(1.0):
             raise
     finally:
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
