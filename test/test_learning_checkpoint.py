@@ -101,3 +101,30 @@ def test_a_device_that_cannot_run_the_policy_is_refused_by_name(trained, name, r
     with pytest.raises(ValueError, match=f"device '{name}'.*{reason}"):
         Policy.load(path, name)
     assert Policy.load(path, "cpu").device == torch.device("cpu")
+
+
+def test_a_checkpoint_from_before_todays_model_defaults_loads_as_it_was_trained(tmp_path):
+    """Checkpoints saved before head_crop, random_shift and language_tokens existed do not
+    record them: they load with what they were trained with, not with today's defaults."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from aloe.learning.config import ModelConfig
+
+    before = {"head_crop": [], "random_shift": 0, "language_tokens": False, "encoder_widths": [32, 64, 128]}
+    today = ModelConfig()
+    assert (list(today.head_crop), today.random_shift, today.language_tokens, list(today.encoder_widths)) != tuple(before.values())
+    config = from_dict(TrainConfig, {**TINY, "algo": "bc", "model": {**TINY["model"], **before}})
+    checkpoint = train(config, synthetic.dataset(2, seed=0, image_size=config.model.image_size), progress=False)
+    path = save_checkpoint(checkpoint, tmp_path / "model.safetensors")
+    with safe_open(str(path), "pt") as handle:
+        metadata = dict(handle.metadata())
+    recorded = json.loads(metadata["config"])
+    for name in ("head_crop", "random_shift", "language_tokens"):
+        del recorded["model"][name]
+    metadata["config"] = json.dumps(recorded)
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(str(path)), str(old), metadata=metadata)
+    loaded = load_checkpoint(old)  # the weights fit: an attention pool or wider encoder would not
+    model = loaded.config.model
+    assert (model.head_crop, model.random_shift, model.language_tokens, model.encoder_widths) == ((), 0, False, (32, 64, 128))

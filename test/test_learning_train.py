@@ -118,3 +118,35 @@ def test_instruction_tokens_train_every_part_and_reach_the_chunk(tmp_path):
               for instruction in ("reach the red target", "reach the blue target", "reach the red target")]
     assert chunks[0].shape == (10, 14) and np.array_equal(chunks[0], chunks[2])
     assert not np.allclose(chunks[0], chunks[1])
+
+
+def test_pre_training_clones_the_episodes_that_succeeded():
+    """Each episode also failed once, seeing the same, with commands 3 units off: cloning
+    every episode draws chunks from both, about 1.5 off on average; with `pretrain_successes_only` (the
+    default) the chunk stays on the successes' commands."""
+    import torch
+    import yaml
+
+    from aloe.learning.config import TrainConfig, from_dict
+    from aloe.learning.train import train
+
+    import copy
+
+    successes = synthetic.dataset(3, seed=3, image_size=(24, 32))
+    for episode in successes:
+        episode.outcome = "success"
+    failures = [copy.deepcopy(e) for e in successes]
+    for episode in failures:
+        episode.outcome, episode.actions = "failure", episode.actions + 3.0
+    episodes = successes + failures
+    tiny = yaml.safe_load(Path(TINY).read_text())
+    offsets = {}
+    for successes_only in (True, False):
+        config = from_dict(TrainConfig, {**tiny, "algo": "bc", "pretrain_steps": 150, "improve_steps": 0,
+                                         "pretrain_successes_only": successes_only})
+        policy = Policy(train(config, episodes, progress=False))
+        offsets[successes_only] = np.mean([
+            (policy.act(e.joints[0], e.images[0], e.instruction, generator=torch.Generator().manual_seed(seed))
+             - e.actions[:config.model.horizon]).mean()
+            for e in successes for seed in range(8)])  # chunks drawn from both modes, when there are two
+    assert abs(offsets[True]) < 0.5 and offsets[False] > offsets[True] + 0.5, offsets

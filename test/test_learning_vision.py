@@ -35,8 +35,9 @@ def episodes(rng, count: int) -> list:
 
 
 def config(use_images: bool) -> TrainConfig:
+    # The object goes anywhere in the head image: the whole image, no window of the sim's workspace.
     model = ModelConfig(horizon=HORIZON, image_size=SIZE, use_images=use_images, use_language=False, feature_dim=64, keypoints=8,
-                        encoder_widths=(16, 16, 32), actor_hidden=128, actor_blocks=1, flow_steps=5)
+                        encoder_widths=(16, 16, 32), actor_hidden=128, actor_blocks=1, flow_steps=5, head_crop=(), random_shift=0)
     return TrainConfig(algo="bc", model=model, pretrain_steps=600, improve_steps=0, critic_steps=0, batch_size=64, lr=1e-3)
 
 

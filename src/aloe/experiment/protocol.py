@@ -116,7 +116,8 @@ class Experiment:
             bc = self.checkpoint(task, 0, "bc")
             steps.append(Step(f"{task}: BC pre-training", bc.parent, python + [
                 "train", "--algo", "bc", "--bags", str(demos), "--out", str(bc), "--no-progress",
-                "--resume-state", str(self.out / "resume" / f"{task}-bc-pretraining.pt"), *train_options], resumes=True))
+                "--resume-state", str(self.out / "resume" / f"{task}-bc-pretraining.pt"), *train_options,
+                "--improve-steps", "0"], resumes=True))  # round 0 is the pre-trained policy, as the ladder measured it
             for r in range(1, c.rounds + 1):
                 driver = self.checkpoint(task, r - 1, "aloe" if r > 1 else "bc")
                 bags = self.bag_folders(task, r)[-1]

@@ -99,6 +99,11 @@ def save_checkpoint(checkpoint: Checkpoint, path) -> Path:
     return path
 
 
+# Model settings that a checkpoint saved before they existed does not record, with the value
+# it was trained with: their defaults have changed since (the base-policy ladder).
+UNRECORDED_MODEL_SETTINGS = {"head_crop": (), "random_shift": 0, "language_tokens": False, "encoder_widths": (32, 64, 128)}
+
+
 def load_checkpoint(path, device: Optional[str] = None) -> Checkpoint:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -122,7 +127,10 @@ def load_checkpoint(path, device: Optional[str] = None) -> Checkpoint:
     if weights_digest(state) != metadata.get("weights_sha256"):
         raise CheckpointError(f"checkpoint {path} is corrupt: its weights do not match their recorded SHA-256")
     try:
-        config = from_dict(TrainConfig, json.loads(metadata["config"]), "checkpoint config")
+        values = json.loads(metadata["config"])
+        for name, value in UNRECORDED_MODEL_SETTINGS.items():
+            values.setdefault("model", {}).setdefault(name, value)
+        config = from_dict(TrainConfig, values, "checkpoint config")
         normalizer = Normalizer.from_dict(json.loads(metadata["normalizer"]))
         model = VLAModel(config, metadata["has_critic"] == "True", metadata["has_value"] == "True")
         model.load_state_dict(state, strict=True)

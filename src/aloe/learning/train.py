@@ -1,7 +1,8 @@
 """One training run of any algorithm: the phases around `aloe.learning.algorithm`.
 
   pretrain  (only without an initial checkpoint) behaviour cloning of encoder and actor on
-            images, joints and instruction: the policy that post-training starts from
+            images, joints and instruction of the episodes that succeeded: the policy that
+            post-training starts from
   encode    observation features with the now frozen encoder, cached for all later phases
   evaluate  aloe: the chunked-TD critic of the current actor; mc: V(s) on Monte-Carlo returns
   improve   flow matching of the actor on cached features, weighted per algorithm
@@ -239,7 +240,8 @@ def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_
     try:
         if pretrain:
             log.phase("pretrain (bc)")
-            _pretrain(model, observations, obs, actions, mask, config, runtime, batches, log, resume)
+            rows = _pretrain_rows(transitions, episodes, config, log).to(obs.device)
+            _pretrain(model, observations, obs[rows], actions[rows], mask[rows], config, runtime, batches, log, resume)
         log.phase("encode")
         model.encoder.requires_grad_(False)
         features = encode(model.encoder, observations)
@@ -280,6 +282,21 @@ def weight_shares(weights, transitions, episodes) -> dict:
         if rows.any():
             shares[name] = float(weights[rows].mean() / weights.mean())
     return shares
+
+
+def _pretrain_rows(transitions, episodes, config: TrainConfig, log) -> torch.Tensor:
+    """Which chunk transitions pre-training clones: those of the episodes that succeeded when
+    `pretrain_successes_only` (and any did), else all."""
+    every = torch.ones(len(transitions.obs), dtype=torch.bool)
+    if not config.pretrain_successes_only:
+        return every
+    succeeded = np.array([e.outcome == "success" for e in episodes])
+    if not succeeded.any():
+        log.say("no episode succeeded: pre-training clones them all")
+        return every
+    if not succeeded.all():
+        log.say(f"pre-training clones the {succeeded.sum()} of {len(episodes)} episodes that succeeded")
+    return torch.from_numpy(succeeded[transitions.observations[transitions.obs, 0]])
 
 
 def _check_compatible(old: TrainConfig, new: TrainConfig) -> None:
