@@ -3,7 +3,7 @@
 Shared by the in-process tests and the peer process of the cross-process tests, so both
 sides build exactly the same values.
 """
-from aloe_msgs.msg import ActionChunk, EpisodeEvent, JointCommand, QValue, TakeoverRequest
+from aloe_msgs.msg import ActionChunk, EpisodeEvent, JointCommand, QValue, TakeoverRequest, TaskStages
 from aloe_msgs.srv import EndEpisode, LoadCheckpoint, StartEpisode
 
 
@@ -15,7 +15,10 @@ def sample_messages():
     event = EpisodeEvent(episode_id="sim-20261125T000000-0001", kind=EpisodeEvent.FAILURE, task="insertion", instruction="put the phone in the box", reason="time limit")
     q_value = QValue(chunk_id=11, pessimistic=-0.25, mean=0.5, std=0.125, members=[0.25, 0.5, 0.75], policy_version="v7-abc")
     takeover = TakeoverRequest(chunk_id=12, q=-0.5, reason="Q -0.50 below -0.40", policy_version="v7-abc")
-    return {"ActionChunk": chunk, "JointCommand": command, "EpisodeEvent": event, "QValue": q_value, "TakeoverRequest": takeover}
+    stages = TaskStages(task="drawer", names=["opened", "placed", "closed"], done=[True, True, False])
+    stages.header.stamp.sec = 7
+    return {"ActionChunk": chunk, "JointCommand": command, "EpisodeEvent": event, "QValue": q_value, "TakeoverRequest": takeover,
+            "TaskStages": stages}
 
 
 SERVICE_TYPES = {"LoadCheckpoint": LoadCheckpoint, "StartEpisode": StartEpisode, "EndEpisode": EndEpisode}

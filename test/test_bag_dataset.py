@@ -22,12 +22,17 @@ def header(store, ns):
     return Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id="")
 
 
-def write_bag(store, path, steps=100, operator=range(40, 60), image_every=10, outcome="success", dof=2):
+def write_bag(store, path, steps=100, operator=range(40, 60), image_every=10, outcome="success", dof=2, stages=None):
     """State k at 20k ms; command k (positions k, operator inside `operator`) 5 ms later,
-    none after the last state; a three-camera set on every `image_every`-th state."""
+    none after the last state; a three-camera set on every `image_every`-th state; `stages`,
+    {step: done flags}, published on task/stages stamped as that step's state."""
     types = {"/r/joint_states": "sensor_msgs/msg/JointState", "/r/command": "aloe_msgs/msg/JointCommand",
-             **{f"/r/cameras/{c}/image_raw": "sensor_msgs/msg/Image" for c in CAMERAS}}
+             "/r/task/stages": "aloe_msgs/msg/TaskStages", **{f"/r/cameras/{c}/image_raw": "sensor_msgs/msg/Image" for c in CAMERAS}}
     bag = EpisodeBag(path, types, store)
+    for step, done in (stages or {}).items():
+        msg = store.types["aloe_msgs/msg/TaskStages"](header=header(store, 20 * step * MS), task="drawer",
+                                                      names=["opened", "placed", "closed"][:len(done)], done=np.array(done, bool))
+        bag.write("/r/task/stages", 20 * step * MS + 2 * MS, store.serialize_cdr(msg, "aloe_msgs/msg/TaskStages"))
     State, Command, Image = (store.types[t] for t in ("sensor_msgs/msg/JointState", "aloe_msgs/msg/JointCommand", "sensor_msgs/msg/Image"))
     for k in range(steps):
         now = 20 * k * MS
@@ -59,6 +64,18 @@ def test_a_bag_becomes_the_episode_that_was_recorded(store, tmp_path):
     transitions = chunk_transitions([episode], horizon=10, config=DataConfig(stride=5))
     assert len(transitions) == 20  # a terminal episode: a chunk every 5 steps, to the end
     assert list(np.flatnonzero(transitions.intervention)) == list(range(7, 12))  # chunks touching steps 40-59
+
+
+def test_the_stages_topic_gives_each_step_its_share_of_the_stages_reached(store, tmp_path):
+    write_bag(store, tmp_path / "staged", stages={0: [0, 0, 1], 30: [1, 0, 0], 55: [1, 1, 0], 80: [0, 1, 1]})
+    episode, _ = load_episode(tmp_path / "staged", store, image_size=(8, 10), cache_dir=tmp_path / "cache")
+    expected = np.repeat([0, 1 / 3, 2 / 3, 1], [30, 25, 25, 20])
+    np.testing.assert_allclose(episode.stage_progress, expected)
+    cached, from_cache = load_episode(tmp_path / "staged", store, image_size=(8, 10), cache_dir=tmp_path / "cache")
+    assert from_cache
+    np.testing.assert_allclose(cached.stage_progress, expected)
+    write_bag(store, tmp_path / "unstaged")  # a bag without the topic: no stages, not zero stages
+    assert load_episode(tmp_path / "unstaged", store, image_size=(8, 10))[0].stage_progress is None
 
 
 def test_images_are_resized_and_a_second_load_comes_from_the_cache(store, tmp_path):

@@ -55,6 +55,8 @@ def test_recorded_demonstrations_are_reused_and_load_as_training_episodes(tmp_pa
     plain = demonstrations.load(paths, image_size=(24, 32))
     assert [e.joints.shape[1] for e in plain] == [14, 14] and plain[0].images.shape[1:] == (3, 24, 32, 3)
     assert all(e.operator.all() and e.outcome == "success" and "phone" in e.instruction for e in plain)
+    # insertion's two stages, grasped then inserted, reached in order by the successful end
+    assert all(set(np.round(e.stage_progress, 6)) == {0.0, 0.5, 1.0} and np.all(np.diff(e.stage_progress) >= 0) for e in plain)
     privileged = demonstrations.load(paths, image_size=None, privileged=True)
     assert privileged[0].images is None and privileged[0].joints.shape[1] == 14 + 13
     np.testing.assert_array_equal(privileged[0].joints[:, :14], plain[0].joints)

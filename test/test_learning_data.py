@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from aloe.learning.config import ConfigError, DataConfig, TrainConfig, from_dict
-from aloe.learning.data import DataError, Episode, Normalizer, chunk_transitions, fingerprint
+from aloe.learning.data import DataError, Episode, Normalizer, chunk_transitions, fingerprint, stages_reached
 
 
 def make(length, outcome, operator_steps=(), action_dim=2):
@@ -81,3 +81,25 @@ def test_takeover_cost_falls_on_the_policys_last_step_before_each_takeover():
     assert np.all(make(4, "success", operator_steps=range(4)).rewards(config)[:-1] == 0.0)
     with pytest.raises(ConfigError, match="takeover_cost must be >= 0"):
         from_dict(TrainConfig, {"data": {"takeover_cost": -1.0}})
+
+
+def test_stages_count_in_the_tasks_order_and_stay_counted():
+    # A drawer: the lid starts closed (third stage "done"), opens, the cube goes in, the lid
+    # closes again (the first stage no longer "done", but it was reached).
+    done = [[0, 0, 1], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1]]
+    assert stages_reached(done).tolist() == [0, 1, 2, 2, 3]
+    assert stages_reached([[0, 1], [1, 0]]).tolist() == [0, 1]  # the second counts only after the first
+
+
+def test_the_stages_reward_pays_a_share_per_stage_and_the_rest_at_success():
+    config = DataConfig(reward="stages", success_reward=1.0)
+    progress = [0, 0, 1 / 3, 1 / 3, 2 / 3, 2 / 3]
+    failed = Episode(np.zeros((6, 3)), np.zeros((6, 2)), np.zeros(6, bool), "failure", stage_progress=progress)
+    assert failed.rewards(config) == pytest.approx([0, 0, 1 / 3, 0, 1 / 3, 0])
+    succeeded = Episode(np.zeros((6, 3)), np.zeros((6, 2)), np.zeros(6, bool), "success", stage_progress=progress)
+    assert succeeded.rewards(config) == pytest.approx([0, 0, 1 / 3, 0, 1 / 3, 1 / 3])  # the same total as sparse success
+    assert succeeded.rewards(DataConfig()).tolist() == [0, 0, 0, 0, 0, 1.0]  # the default stays sparse
+    with pytest.raises(DataError, match="no task stages recorded"):
+        make(6, "success").rewards(config)
+    with pytest.raises(ConfigError, match="data.reward must be one of success, stages"):
+        from_dict(TrainConfig, {"data": {"reward": "dense"}})

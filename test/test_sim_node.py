@@ -162,6 +162,9 @@ def test_default_graph_runs_scripted_episodes_through_the_mux_and_ends_by_itself
         gaps = np.diff(episode.image_steps)
         assert np.all((gaps > 0) & (gaps <= 10)) and np.median(gaps) == 10
         assert episode.actions.shape[1] == episode.joints.shape[1] == 14
+        # The task's stages came on task/stages: a success had reached them all by its end.
+        assert episode.stage_progress is not None and np.all(np.diff(episode.stage_progress) >= 0)
+        assert episode.stage_progress[-1] == 1.0 or episode.outcome != "success"
     # And `aloe train --bags` trains on them.
     model = tmp_path / "bc.safetensors"
     train = subprocess.run([sys.executable, "-m", "aloe.cli", "train", "--config", str(TINY), "--no-progress", "--algo", "bc",

@@ -1,11 +1,13 @@
 """Episode bags to learning episodes: joint states, the executed commands, who drove,
-images and outcome, with a cache so that a bag is decoded once.
+images, stages and outcome, with a cache so that a bag is decoded once.
 
 Control step t is the t-th `joint_states` message. The action at t is the newest command
 on `command` logged before state t+1 arrived: the one the robot executed from state t (it
 holds the previous one when none came). Steps before the first command are left out.
 A camera set (all cameras with the same stamp) belongs to the newest step whose state is
-stamped at or before it. Images are decoded once and resized to the model's size.
+stamped at or before it. Images are decoded once and resized to the model's size. The
+stages on `task/stages` (when recorded) give each step the share of the task's stages
+reached by then, for `data.reward: stages`.
 """
 import hashlib
 from dataclasses import dataclass
@@ -19,9 +21,9 @@ from aloe.control.command_arbiter import OPERATOR
 from aloe.data.images import ImageEncodingError, rgb_array
 from aloe.graph.topics import CAMERAS
 from aloe.learning.camera_view import camera_view
-from aloe.learning.data import DataError, Episode
+from aloe.learning.data import DataError, Episode, stages_reached
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: with the stages of task/stages
 
 
 @dataclass
@@ -86,7 +88,7 @@ def read_episode(bag: Path, typestore, image_size=(96, 128), head_crop=()) -> Ep
 
     bag = Path(bag)
     meta = bag_metadata(bag)
-    states, commands, images = [], [], {}  # images: stamp -> {camera: array}
+    states, commands, images, stages = [], [], {}, []  # images: stamp -> {camera: array}; stages: (stamp, done)
     try:
         with Reader(bag) as reader:
             for connection, log_time, raw in reader.messages():
@@ -97,6 +99,9 @@ def read_episode(bag: Path, typestore, image_size=(96, 128), head_crop=()) -> Ep
                 elif connection.topic.endswith("/command") and not connection.topic.endswith(("policy/command", "operator/command")):
                     msg = typestore.deserialize_cdr(raw, connection.msgtype)
                     commands.append((log_time, np.asarray(msg.positions, np.float32), msg.source == OPERATOR))
+                elif connection.topic.endswith("task/stages"):
+                    msg = typestore.deserialize_cdr(raw, connection.msgtype)
+                    stages.append((stamp_ns(msg.header), np.asarray(msg.done, bool)))
                 elif kind == "image_raw":
                     camera = connection.topic.rsplit("/", 2)[-2]
                     if camera in CAMERAS:
@@ -137,7 +142,19 @@ def read_episode(bag: Path, typestore, image_size=(96, 128), head_crop=()) -> Ep
         joints=np.stack(joints), actions=np.stack(actions), operator=np.array(operator), outcome=outcome,
         instruction=meta.get("instruction", ""), images=image_sets, image_steps=image_steps,
         task=meta.get("task", ""), episode_id=meta.get("episode_id", bag.name),
+        stage_progress=stage_progress(stages, step_stamps),
     )
+
+
+def stage_progress(updates, step_stamps: np.ndarray) -> Optional[np.ndarray]:
+    """The share of the task's stages reached by each step, from the (stamp, done) updates of
+    `task/stages`; None for a bag recorded without them."""
+    if not updates:
+        return None
+    updates = sorted(updates, key=lambda update: update[0])
+    reached = stages_reached(np.stack([done for _, done in updates])) / len(updates[0][1])
+    latest = np.searchsorted([stamp for stamp, _ in updates], step_stamps, side="right") - 1
+    return np.where(latest >= 0, reached[np.maximum(latest, 0)], 0.0)
 
 
 def cache_key(bag: Path, image_size, head_crop=()) -> str:
@@ -154,6 +171,8 @@ def save_cached(path: Path, episode: Episode) -> None:
     arrays = {"joints": episode.joints, "actions": episode.actions, "operator": episode.operator}
     if episode.images is not None:
         arrays.update(images=episode.images, image_steps=episode.image_steps)
+    if episode.stage_progress is not None:
+        arrays.update(stage_progress=episode.stage_progress)
     text = {"outcome": episode.outcome, "instruction": episode.instruction, "task": episode.task, "episode_id": episode.episode_id}
     partial = path.with_suffix(".partial.npz")
     np.savez(partial, meta=np.array(yaml.safe_dump(text)), **arrays)
@@ -166,7 +185,7 @@ def load_cached(path: Path) -> Episode:
         return Episode(
             joints=data["joints"], actions=data["actions"], operator=data["operator"],
             images=data["images"] if "images" in data else None, image_steps=data["image_steps"] if "image_steps" in data else None,
-            **text,
+            stage_progress=data["stage_progress"] if "stage_progress" in data else None, **text,
         )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aloe.learning.data import Episode
+from aloe.learning.data import Episode, stages_reached
 
 RENDER_SIZE = (240, 320)  # the sim node's camera size
 CAMERA_EVERY = 10  # control steps between image sets: the sim node's 5 Hz cameras
@@ -25,7 +25,7 @@ CAMERA_EVERY = 10  # control steps between image sets: the sim node's 5 Hz camer
 
 def demonstrate(task: str, seed: int, variant: str = "train", render_size=RENDER_SIZE, camera_every: int = CAMERA_EVERY) -> dict:
     """One scripted episode as arrays: joints, actions, state (T, .), images (N, 3, h, w, 3),
-    image_steps, outcome, instruction."""
+    image_steps, outcome, instruction, stage_progress (T,)."""
     from aloe.graph.topics import CAMERAS
     from aloe.sim.env import SimRobot
     from aloe.sim.operator import make_operator
@@ -34,7 +34,7 @@ def demonstrate(task: str, seed: int, variant: str = "train", render_size=RENDER
     try:
         scene = robot.reset(task, seed, variant)
         operator = make_operator(robot)
-        joints, actions, states, images, image_steps = [], [], [], [], []
+        joints, actions, states, images, image_steps, done = [], [], [], [], [], []
         outcome = None
         while outcome is None:
             step = len(actions)
@@ -47,6 +47,7 @@ def demonstrate(task: str, seed: int, variant: str = "train", render_size=RENDER
             robot.step(operator.act())
             actions.append(robot.last_command.copy())
             status = robot.status()
+            done.append([stage_done for _, stage_done in status.stages])
             outcome = "success" if status.success else "failure" if status.failure else None
     finally:
         robot.close()
@@ -55,7 +56,7 @@ def demonstrate(task: str, seed: int, variant: str = "train", render_size=RENDER
         "state": np.asarray(states, dtype=np.float32),
         "images": np.asarray(images, dtype=np.uint8) if images else np.zeros((0, 3, *render_size, 3), np.uint8),
         "image_steps": np.asarray(image_steps, dtype=np.int64), "outcome": outcome, "instruction": scene.instruction,
-        "task": task, "seed": seed, "variant": variant,
+        "task": task, "seed": seed, "variant": variant, "stage_progress": stages_reached(done) / len(done[0]),
     }
 
 
@@ -111,6 +112,8 @@ def load(paths, image_size=None, privileged: bool = False, successes_only: bool 
             if image_size is not None:
                 images = np.stack([resize_images(frame, image_size, head_crop) for frame in arrays["images"]])
                 image_steps = arrays["image_steps"]
+            progress = arrays["stage_progress"] if "stage_progress" in arrays else None  # recorded since the stages reward
             episodes.append(Episode(joints, arrays["actions"], np.ones(len(arrays["actions"]), bool), outcome,
-                                    str(arrays["instruction"]), images, image_steps, str(arrays["task"]), Path(path).stem))
+                                    str(arrays["instruction"]), images, image_steps, str(arrays["task"]), Path(path).stem,
+                                    progress))
     return episodes

@@ -76,6 +76,7 @@ CONTRACT = (
     Topic("episode", "aloe_msgs/msg/EpisodeEvent", LATCHED_QOS, "episode start and end (success, failure, abort)"),
     Topic("critic/q_value", "aloe_msgs/msg/QValue", STREAM_QOS, "the critic's Q of every executed chunk"),
     Topic("critic/takeover_request", "aloe_msgs/msg/TakeoverRequest", STREAM_QOS, "the critic asks the operator to take over"),
+    Topic("task/stages", "aloe_msgs/msg/TaskStages", STREAM_QOS, "the task's stages done now, on every change (for `data.reward: stages`)"),
     Topic("/clock", "rosgraph_msgs/msg/Clock", CLOCK_QOS, "simulation time, one tick per 20 ms control step (simulator only)"),
 )
 

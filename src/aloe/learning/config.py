@@ -3,6 +3,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 ALGORITHMS = ("aloe", "bc", "ibc", "mc")
 CRITIC_TARGETS = ("pessimistic", "mean", "per_head")
+REWARDS = ("success", "stages")
 
 
 @dataclass
@@ -45,6 +46,10 @@ class DataConfig:
     stride: int = 10  # steps between consecutive chunk transitions
     gamma: float = 0.998  # per 50 Hz step: gamma^H = 0.90 per 50-step chunk
     success_reward: float = 1.0
+    # "success": the paper's sparse reward at the last step of a success. "stages": the same
+    # total, paid a share per task stage reached in order (bags with `task/stages`), the rest
+    # at success; a failed episode keeps what its stages earned.
+    reward: str = "success"
     time_cost: float = 0.0  # per-step cost, so that faster success is worth more
     # Charged on the policy's last step before each operator takeover (RLIF's reward):
     # the operator's rescue to success otherwise credits the states the policy drifted into.
@@ -150,6 +155,8 @@ def validate(config, where: str = "config") -> None:
             raise ConfigError(f"{where}.critic.target must be one of {', '.join(CRITIC_TARGETS)}, got '{config.critic.target}'")
         if config.critic.prior_scale < 0:
             raise ConfigError(f"{where}.critic.prior_scale must be >= 0, got {config.critic.prior_scale}")
+        if config.data.reward not in REWARDS:
+            raise ConfigError(f"{where}.data.reward must be one of {', '.join(REWARDS)}, got '{config.data.reward}'")
         if config.data.takeover_cost < 0:
             raise ConfigError(f"{where}.data.takeover_cost must be >= 0, got {config.data.takeover_cost}")
         if config.improve.beta <= 0:

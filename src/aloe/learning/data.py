@@ -40,6 +40,7 @@ class Episode:
     image_steps: Optional[np.ndarray] = None  # (N,) control step at which each image set was taken
     task: str = ""
     episode_id: str = ""
+    stage_progress: Optional[np.ndarray] = None  # (T,) share of the task's stages reached by each step
 
     def __post_init__(self):
         self.joints = np.asarray(self.joints, dtype=np.float32)
@@ -55,6 +56,10 @@ class Episode:
             raise DataError(f"{name}: outcome '{self.outcome}' is not one of {', '.join(OUTCOMES)}")
         if not (np.all(np.isfinite(self.actions)) and np.all(np.isfinite(self.joints))):
             raise DataError(f"{name}: NaN or inf in joints or actions")
+        if self.stage_progress is not None:
+            self.stage_progress = np.asarray(self.stage_progress, dtype=np.float64)
+            if len(self.stage_progress) != length:
+                raise DataError(f"{name}: stage progress and actions differ in length")
         if self.images is not None:
             if self.image_steps is None or len(self.image_steps) != len(self.images):
                 raise DataError(f"{name}: every image set needs its control step")
@@ -70,10 +75,19 @@ class Episode:
         return self.outcome in ("success", "failure")
 
     def rewards(self, config: DataConfig) -> np.ndarray:
-        """Sparse success at the last step, minus the optional time cost at every step and
-        the optional takeover cost on the policy's last step before the operator took over."""
+        """Sparse success at the last step (or, with `reward: stages`, a share at each stage
+        reached and the rest at success), minus the optional time cost at every step and the
+        optional takeover cost on the policy's last step before the operator took over."""
         rewards = np.full(len(self), -config.time_cost, dtype=np.float64)
-        if self.outcome == "success":
+        if config.reward == "stages":
+            if self.stage_progress is None:
+                raise DataError(f"{self.episode_id or 'episode'}: no task stages recorded (data.reward 'stages' "
+                                "needs episodes recorded with the task/stages topic)")
+            progress = np.maximum.accumulate(self.stage_progress)
+            rewards += config.success_reward * np.diff(progress, prepend=0.0)
+            if self.outcome == "success":
+                rewards[-1] += config.success_reward * (1.0 - progress[-1])
+        elif self.outcome == "success":
             rewards[-1] += config.success_reward
         last_policy_steps = np.flatnonzero(~self.operator[:-1] & self.operator[1:])
         rewards[last_policy_steps] -= config.takeover_cost
@@ -82,6 +96,18 @@ class Episode:
     def image_index(self, step: int) -> int:
         """Index of the newest image set taken at or before `step` (the first one before any)."""
         return max(int(np.searchsorted(self.image_steps, step, side="right")) - 1, 0)
+
+
+def stages_reached(done) -> np.ndarray:
+    """How many of a task's stages are reached at each update of `done` (updates x stages,
+    bools, the task's order): a stage counts once it is done with every stage before it
+    reached, and stays counted (a drawer's lid that opened and then closed was opened)."""
+    reached, counts = 0, []
+    for row in np.asarray(done, dtype=bool).reshape(len(done), -1):
+        while reached < len(row) and row[reached]:
+            reached += 1
+        counts.append(reached)
+    return np.asarray(counts, dtype=np.int64)
 
 
 @dataclass

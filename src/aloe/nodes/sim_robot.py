@@ -11,7 +11,7 @@ import sys
 import time
 
 import numpy as np
-from aloe_msgs.msg import EpisodeEvent, JointCommand, TakeoverRequest
+from aloe_msgs.msg import EpisodeEvent, JointCommand, TakeoverRequest, TaskStages
 from aloe_msgs.srv import EndEpisode, ResetSim
 from rclpy.node import Node
 from rclpy.time import Time
@@ -70,6 +70,9 @@ class SimRobotNode(Node):
         self.clock = self.create_publisher(Clock, clock.name, clock.qos)
         operator = topic("operator/command")
         self.operator = self.create_publisher(JointCommand, operator.name, operator.qos)
+        stages = topic("task/stages")
+        self.stages = self.create_publisher(TaskStages, stages.name, stages.qos)
+        self.stages_done = None  # as last published; None: nothing yet this episode
         self.create_subscription(JointCommand, topic("command").name, self.on_command, NEWEST_ONLY_QOS)
         episode = topic("episode")
         self.create_subscription(EpisodeEvent, episode.name, self.on_episode, episode.qos)
@@ -98,6 +101,7 @@ class SimRobotNode(Node):
         if msg.kind == EpisodeEvent.START:
             self.episode_id = msg.episode_id
             self.session.begin_episode()
+            self.stages_done = None  # the first judged tick publishes, whatever it finds
         elif msg.episode_id == self.episode_id:
             self.session.end_episode()
 
@@ -117,6 +121,7 @@ class SimRobotNode(Node):
         return response
 
     def tick(self) -> None:
+        judging = self.session.episode_active and not self.session.reported  # this tick's stages count
         tick = self.session.tick(self.command, operator_waits=self.resyncing)
         if not tick.report.accepted:
             self.get_logger().warning(f"rejected command: {tick.report.reason}; holding", throttle_duration_sec=1.0)
@@ -144,6 +149,12 @@ class SimRobotNode(Node):
                 image = Image(**rgb8_fields(pixels))
                 image.header.stamp, image.header.frame_id = stamp, camera
                 publish_sample(self, self.cameras[camera], image)
+        if judging and tick.stages_done != self.stages_done:
+            names = self.session.robot.task.stage_names
+            msg = TaskStages(task=self.session.robot.task.name, names=list(names), done=[n in tick.stages_done for n in names])
+            msg.header.stamp = stamp
+            publish_sample(self, self.stages, msg)
+            self.stages_done = tick.stages_done
         if tick.outcome is not None:
             kind, reason = tick.outcome
             outcome = EpisodeEvent.SUCCESS if kind == "success" else EpisodeEvent.FAILURE
