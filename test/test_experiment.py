@@ -8,28 +8,31 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from aloe.cli import main
 from aloe.experiment.evaluation import read_episode_results
 from aloe.experiment.protocol import Experiment, Step, load_config
+from aloe.learning.config import ConfigError
 
 
 def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys):
     out = tmp_path / "exp"
     assert main(["experiment", "--config", "config/experiment-smoke.yaml", "--out", str(out)]) == 0
     state = json.loads((out / "state.json").read_text())
-    assert len(state["finished"]) == 11  # demos, BC, deployment, 4 x (training, evaluation)
+    assert len(state["finished"]) == 12  # demos, BC, its evaluation, deployment, 4 x (training, evaluation)
     for folder in ("demonstrations", "round1"):
         bags = [p for p in (out / "insertion" / "bags" / folder).iterdir() if p.is_dir() and not p.name.startswith(".")]
         assert len(bags) == 2 and all((bag / "metadata.yaml").exists() for bag in bags)
     for algo in ("aloe", "bc", "ibc", "mc"):
         assert (out / "insertion" / "checkpoints" / "round1" / f"{algo}.safetensors").exists()
     results = read_episode_results(out / "episodes.csv")
-    assert len(results) == 4 * 3 * 1  # algorithms x conditions x episodes
+    assert len(results) == 4 * 3 * 1 + 1  # algorithms x conditions x episodes, and round 0's BC on train
     assert {r.condition for r in results} == {"train", "unseen", "train+push:0.5"}
     report = (out / "report.md").read_text()
     assert "| 1 | aloe | train |" in report and "| 1 | mc | train+push:0.5 |" in report and "Partial" not in report
+    assert "| 0 | bc | train |" in report and "| 0 | aloe |" not in report
     for plot in ("success-per-round", "robustness", "calibration"):
         assert (out / "plots" / f"insertion-{plot}.png").stat().st_size > 1000
     assert list((out / "plots").glob("insertion-q-trajectory-*.png"))
@@ -48,9 +51,9 @@ def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys)
     (out / "state.json").write_text(json.dumps(state))
     assert main(["experiment", "--config", "config/experiment-smoke.yaml", "--out", str(out), "--report"]) == 0
     report = (out / "report.md").read_text()
-    assert "Partial: 9 of 11 steps finished.** Not run yet: insertion: round 1 mc training" in report
+    assert "Partial: 10 of 12 steps finished.** Not run yet: insertion: round 1 mc training" in report
     assert "| 1 | bc | unseen |" in report and "| 1 | mc |" not in report
-    assert len(read_episode_results(out / "episodes.csv")) == 3 * 3 * 1
+    assert len(read_episode_results(out / "episodes.csv")) == 3 * 3 * 1 + 1
     assert main(["experiment", "--config", "config/experiment-smoke.yaml", "--out", str(tmp_path / "none"), "--report"]) == 2
     assert "no finished step" in capsys.readouterr().err
     evaluation = out / "insertion" / "evaluation" / "round1" / "mc"
@@ -60,8 +63,8 @@ def test_smoke_experiment_runs_reports_and_resumes(ros_domain, tmp_path, capsys)
     capsys.readouterr()
     assert main(["experiment", "--config", "config/experiment-smoke.yaml", "--out", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "resuming: 9 of 11 steps already finished" in said and said.count("...") == 2
-    assert "resuming: 0 of 3 episodes already evaluated" in (out / "logs" / "011-insertion-round-1-mc-evaluation.log").read_text()
+    assert "resuming: 10 of 12 steps already finished" in said and said.count("...") == 2
+    assert "resuming: 0 of 3 episodes already evaluated" in (out / "logs" / "012-insertion-round-1-mc-evaluation.log").read_text()
     new_results = read_episode_results(evaluation / "episodes.csv")
     assert len(new_results) == 3 and {r.checkpoint for r in new_results}.isdisjoint({r.checkpoint for r in old_results})
 
@@ -107,3 +110,17 @@ def test_a_step_that_resumes_counts_the_time_of_its_interrupted_runs(tmp_path):
             for name, log in (("resuming", "001-resuming.log"), ("afresh", "002-afresh.log"))}
     assert seen["resuming"]["seconds"] > 500 and seen["resuming"]["peak_memory_mb"] == 99999
     assert 0 < seen["afresh"]["seconds"] < 100
+
+
+def test_rounds_0_is_demonstrations_bc_and_its_evaluation_on_every_condition(tmp_path):
+    config_file = tmp_path / "round0.yaml"
+    config_file.write_text(Path("config/experiment-smoke.yaml").read_text().replace("rounds: 1", "rounds: 0")
+                           .replace("../test/tiny_train.yaml", str(Path("test/tiny_train.yaml").resolve())))
+    steps = Experiment(load_config(config_file), tmp_path / "exp").steps()
+    assert [s.name for s in steps] == ["insertion: demonstrations", "insertion: BC pre-training", "insertion: round 0 bc evaluation"]
+    evaluate = steps[-1].command
+    assert evaluate[evaluate.index("--conditions") + 1] == "train,unseen,train+push:0.5"
+    assert evaluate[evaluate.index("evaluate") + 1].endswith("round0/bc.safetensors")
+    config_file.write_text(config_file.read_text().replace("rounds: 0", "rounds: -1"))
+    with pytest.raises(ConfigError, match="rounds must be 0"):
+        load_config(config_file)

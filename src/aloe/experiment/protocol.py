@@ -2,7 +2,8 @@
 
 Per task:
   1. demonstrations: the scripted operator drives, `aloe record` writes the bags;
-  2. BC pre-training on them: the round-0 policy;
+  2. BC pre-training on the demonstrations that succeeded: the round-0 policy, evaluated
+     on the rounds' conditions (on every condition when `rounds` is 0);
   3. R rounds: ALOE's newest policy drives through the graph (policy node, mux, recorder)
      and the scripted operator takes over after `takeover_after_s` or on the critic's
      request; then, at equal data (demonstrations and every round so far), ALOE and each
@@ -70,8 +71,10 @@ def load_config(path: Path) -> ExperimentConfig:
         raise ConfigError(f"{path}: unknown tasks or algorithms {unknown} (tasks: {', '.join(TASKS)}; algorithms: {', '.join(ALGORITHMS)})")
     if "aloe" not in config.algorithms:
         raise ConfigError(f"{path}: algorithms must include aloe (its policy drives the deployment rounds)")
-    if config.demonstrations < 1 or config.rounds < 1 or config.episodes_per_round < 1 or config.evaluation.episodes < 1:
-        raise ConfigError(f"{path}: demonstrations, rounds, episodes_per_round and evaluation.episodes must be at least 1")
+    if config.demonstrations < 1 or config.episodes_per_round < 1 or config.evaluation.episodes < 1:
+        raise ConfigError(f"{path}: demonstrations, episodes_per_round and evaluation.episodes must be at least 1")
+    if config.rounds < 0:
+        raise ConfigError(f"{path}: rounds must be 0 (demonstrations, BC and its evaluation only) or more, got {config.rounds}")
     if config.train_config:
         train_config = (path.parent / config.train_config).resolve()
         if not train_config.is_file():
@@ -118,6 +121,7 @@ class Experiment:
                 "train", "--algo", "bc", "--bags", str(demos), "--out", str(bc), "--no-progress",
                 "--resume-state", str(self.out / "resume" / f"{task}-bc-pretraining.pt"), *train_options,
                 "--improve-steps", "0"], resumes=True))  # round 0 is the pre-trained policy, as the ladder measured it
+            steps.append(self.evaluation_step(task, 0, "bc", bc, c.evaluation.conditions if c.rounds == 0 else c.evaluation.every_round))
             for r in range(1, c.rounds + 1):
                 driver = self.checkpoint(task, r - 1, "aloe" if r > 1 else "bc")
                 bags = self.bag_folders(task, r)[-1]
@@ -134,12 +138,15 @@ class Experiment:
                     steps.append(Step(f"{task}: round {r} {algo} training", out, python + [
                         "train", "--algo", algo, "--bags", *folders, "--init", str(self.checkpoint(task, 0, "bc")),
                         "--out", str(out), "--no-progress", *train_options]))
-                    steps.append(Step(f"{task}: round {r} {algo} evaluation", self.evaluation_dir(task, r, algo), python + [
-                        "evaluate", str(out), "--task", task, "--episodes", str(c.evaluation.episodes),
-                        "--first-seed", str(c.evaluation.first_seed), "--conditions", ",".join(conditions),
-                        "--workers", str(c.evaluation.workers), "--out", str(self.evaluation_dir(task, r, algo)), "--resume"],
-                        resumes=True))
+                    steps.append(self.evaluation_step(task, r, algo, out, conditions))
         return steps
+
+    def evaluation_step(self, task: str, round_: int, algo: str, checkpoint: Path, conditions) -> Step:
+        c, out = self.config.evaluation, self.evaluation_dir(task, round_, algo)
+        return Step(f"{task}: round {round_} {algo} evaluation", out, [
+            sys.executable, "-m", "aloe.cli", "evaluate", str(checkpoint), "--task", task, "--episodes", str(c.episodes),
+            "--first-seed", str(c.first_seed), "--conditions", ",".join(conditions), "--workers", str(c.workers),
+            "--out", str(out), "--resume"], resumes=True)
 
     # --- running and resuming ------------------------------------------------------------------
     def finished(self) -> list:

@@ -16,10 +16,11 @@ from aloe.sim.env import CONTROL_DT
 
 
 def collect(experiment, finished: set) -> list:
-    """(round, algo, EpisodeResult) for every episode of the `finished` evaluations."""
+    """(round, algo, EpisodeResult) for every episode of the `finished` evaluations (round 0:
+    the pre-trained BC policy)."""
     rows = []
     for task in experiment.config.tasks:
-        for r in range(1, experiment.config.rounds + 1):
+        for r in range(0, experiment.config.rounds + 1):
             for algo in experiment.config.algorithms:
                 if f"{task}: round {r} {algo} evaluation" in finished:
                     path = experiment.evaluation_dir(task, r, algo) / "episodes.csv"
@@ -55,7 +56,7 @@ def write_report(experiment) -> Path:
     finished = set(state["finished"])
     rows = collect(experiment, finished)
     summaries = []
-    for r in range(1, config.rounds + 1):
+    for r in range(0, config.rounds + 1):
         for algo in config.algorithms:
             for s in summarize([result for rr, a, result in rows if rr == r and a == algo]):
                 summaries.append({"round": r, "algo": algo, **asdict(s)})
