@@ -61,7 +61,7 @@ def main():
     print(f"{len(transitions)} chunk transitions of {len(episodes)} episodes; "
           f"effective sample fraction {algorithm.effective_sample_fraction(weights):.3f}")
 
-    episode = transitions.observations[transitions.obs, 0]
+    episode = transitions.episode
     demonstration = episode < len(demonstrations)
     operator = transitions.intervention.astype(bool)
     outcome = np.array([e.outcome for e in episodes])[episode]

@@ -83,6 +83,9 @@ def load_config(path: Path) -> ExperimentConfig:
     return config
 
 
+CLI = (sys.executable, "-m", "aloe.cli")  # every step is an `aloe` command in a process of its own
+
+
 @dataclass
 class Step:
     name: str
@@ -108,7 +111,7 @@ class Experiment:
         return self.out / task / "evaluation" / f"round{round_}" / algo
 
     def steps(self) -> list:
-        c, python = self.config, [sys.executable, "-m", "aloe.cli"]
+        c, python = self.config, list(CLI)
         train_options = ["--config", c.train_config] if c.train_config else []
         steps = []
         for task in c.tasks:
@@ -144,7 +147,7 @@ class Experiment:
     def evaluation_step(self, task: str, round_: int, algo: str, checkpoint: Path, conditions) -> Step:
         c, out = self.config.evaluation, self.evaluation_dir(task, round_, algo)
         return Step(f"{task}: round {round_} {algo} evaluation", out, [
-            sys.executable, "-m", "aloe.cli", "evaluate", str(checkpoint), "--task", task, "--episodes", str(c.episodes),
+            *CLI, "evaluate", str(checkpoint), "--task", task, "--episodes", str(c.episodes),
             "--first-seed", str(c.first_seed), "--conditions", ",".join(conditions), "--workers", str(c.workers),
             "--out", str(out), "--resume"], resumes=True)
 

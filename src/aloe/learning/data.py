@@ -129,6 +129,11 @@ class ChunkTransitions:
     def __len__(self) -> int:
         return len(self.obs)
 
+    @property
+    def episode(self) -> np.ndarray:
+        """(N,) index of the episode each transition comes from."""
+        return self.observations[self.obs, 0]
+
 
 def discounted_sums(rewards: np.ndarray, gamma: float) -> np.ndarray:
     """G_t = sum_k gamma^k r_t+k for every t."""

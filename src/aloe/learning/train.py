@@ -273,9 +273,8 @@ def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_
 def weight_shares(weights, transitions, episodes) -> dict:
     """Mean weight of each kind of chunk over the mean of all: what the improvement favours
     (operator or policy chunks, chunks of episodes that succeeded or failed); 1 is neutral."""
-    episode = transitions.observations[transitions.obs, 0]
-    succeeded = np.array([e.outcome == "success" for e in episodes])[episode]
-    failed = np.array([e.outcome == "failure" for e in episodes])[episode]
+    succeeded = np.array([e.outcome == "success" for e in episodes])[transitions.episode]
+    failed = np.array([e.outcome == "failure" for e in episodes])[transitions.episode]
     operator = np.asarray(transitions.intervention, dtype=bool)
     weights, shares = weights.numpy(), {}
     for name, rows in (("operator", operator), ("policy", ~operator), ("success", succeeded), ("failure", failed)):
@@ -296,7 +295,7 @@ def _pretrain_rows(transitions, episodes, config: TrainConfig, log) -> torch.Ten
         return every
     if not succeeded.all():
         log.say(f"pre-training clones the {succeeded.sum()} of {len(episodes)} episodes that succeeded")
-    return torch.from_numpy(succeeded[transitions.observations[transitions.obs, 0]])
+    return torch.from_numpy(succeeded[transitions.episode])
 
 
 def _check_compatible(old: TrainConfig, new: TrainConfig) -> None:
