@@ -173,6 +173,10 @@ def add_train_arguments(parser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--synthetic", type=int, metavar="EPISODES", help="train on this many synthetic episodes")
     source.add_argument("--bags", metavar="DIR", nargs="+", help="train on the episode bags in these folders (decoded once, cached in DIR/.aloe-cache)")
+    source.add_argument("--lerobot", metavar="DIR", nargs="+", help="train on these LeRobotDataset v3 folders (50 fps; `aloe export` writes them)")
+    parser.add_argument("--mapping", metavar="YAML", type=Path,
+                        help="with --lerobot: which features are the cameras, state, action, intervention and reward "
+                             "(fields of aloe.data.lerobot.DatasetMapping; default: the names `aloe export` writes)")
     parser.add_argument("--out", help="checkpoint to write (default: runs/train/<algo>-<time>-<id>/model.safetensors)")
     parser.add_argument("--init", metavar="CKPT", help="start from this checkpoint (else behaviour-clone first)")
     parser.add_argument("--config", metavar="YAML", help="training config file (fields of TrainConfig; see aloe/learning/config.py)")
@@ -218,6 +222,8 @@ def train_policy(args) -> int:
     from aloe.learning.resume import ResumeFile
     from aloe.learning.train import runtime_from_environment, train
 
+    if args.mapping and not args.lerobot:
+        raise CliError("--mapping goes with --lerobot")
     config = train_config(args)
     init = load_checkpoint(args.init) if args.init else None
     if init is not None:
@@ -226,6 +232,12 @@ def train_policy(args) -> int:
     say = (lambda line: print(f"[aloe train] {line}", file=sys.stderr, flush=True)) if runtime.main else (lambda line: None)
     if args.bags:
         episodes = episodes_from_bags(args.bags, config.model.image_size, config.model.head_crop, say)
+    elif args.lerobot:
+        from aloe.data.lerobot import DatasetMapping, read_dataset
+
+        mapping = DatasetMapping.from_yaml(args.mapping)
+        episodes = [episode for root in args.lerobot
+                    for episode in read_dataset(root, config.model.image_size, config.model.head_crop, mapping, say)]
     else:
         episodes = synthetic.dataset(args.synthetic, seed=config.seed, image_size=config.model.image_size)
     say(f"{config.algo} on {len(episodes)} episodes ({sum(len(e) for e in episodes)} steps), device {runtime.device}, "
@@ -249,6 +261,19 @@ def train_policy(args) -> int:
         resume.remove()
     if runtime.world_size > 1:
         dist.destroy_process_group()
+    return 0
+
+
+def export_bags(args) -> int:
+    from aloe.data import lerobot
+
+    say = lambda line: print(f"[aloe export] {line}", file=sys.stderr, flush=True)
+    report = lerobot.export_bags(args.bags, args.out, say, progress=not args.no_progress)
+    megabytes = report.bag_bytes / 2**20
+    say(f"wrote {args.out}: {report.episodes} episodes, {report.frames} frames at {lerobot.FPS} fps, "
+        f"{report.dataset_bytes / 2**20:.1f} MB from {megabytes:.1f} MB of bags in {report.seconds:.1f} s "
+        f"({report.episodes / report.seconds * 60:.1f} episodes/min, {megabytes / report.seconds:.1f} MB/s)"
+        + (f"; {len(report.skipped)} bag(s) skipped" if report.skipped else ""))
     return 0
 
 
@@ -405,6 +430,13 @@ def build_parser() -> argparse.ArgumentParser:
     recover = bag_commands.add_parser("recover", help="complete bags left without metadata by a killed recorder")
     recover.add_argument("bags", nargs="+", type=Path, metavar="BAG", help="bag directories (or folders of bags)")
     recover.set_defaults(handler=recover_bags)
+
+    export = commands.add_parser("export", help="write episode bags as a dataset of another format (LeRobotDataset v3)")
+    export.add_argument("bags", nargs="+", type=Path, metavar="BAGS_DIR", help="folders of episode bags")
+    export.add_argument("--format", choices=["lerobot"], default="lerobot", help="LeRobotDataset v3 (the only one so far)")
+    export.add_argument("--out", type=Path, required=True, help="the dataset folder to create (must not exist or be empty)")
+    export.add_argument("--no-progress", action="store_true", help="no progress bar")
+    export.set_defaults(handler=export_bags)
 
     train = commands.add_parser("train", help="train a policy (aloe, bc, ibc or mc) and write a checkpoint")
     add_train_arguments(train)
