@@ -7,7 +7,8 @@ Without a folder it records 6 episodes (2 per task) with `aloe record` at the de
 320x240 cameras (5 Hz) in a ROS domain of its own, discovery kept on this machine. It then
 exports the folder `--runs` times and prints the median over the runs of episodes per
 minute, MB of bags read per second, and how many times faster than real time the episodes
-(at 50 Hz) are exported: above 1, the export keeps up with recording.
+(at 50 Hz) are exported: above 1, the export keeps up with recording. Last, the round trip
+of the first episode: its images read back from the dataset against the bag's.
 """
 import argparse
 import os
@@ -17,7 +18,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from aloe.data.lerobot import FPS, export_bags
+import numpy as np
+
+from aloe.data.bag_dataset import bag_metadata, read_episode
+from aloe.data.lerobot import FPS, episode_bags, export_bags, read_dataset
+from aloe.data.recording import aloe_typestore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,6 +32,19 @@ def record(folder: Path) -> None:
     for task in ("insertion", "drawer", "sorting"):
         subprocess.run([str(ROOT / ".venv" / "bin" / "aloe"), "record", "--task", task, "--episodes", "2", "--out", str(folder)],
                        check=True, env=env)
+
+
+def image_error(bags: Path, dataset: Path) -> dict:
+    """Mean and 99th percentile of |image read back - image in the bag| of the first
+    episode, at the cameras' size and as the encoder sees them (96x128, head crop)."""
+    first = read_dataset(dataset, None)[0]
+    bag = next(b for b in episode_bags([bags]) if bag_metadata(b).get("episode_id", b.name) == first.episode_id)
+    errors = {}
+    for view, size, crop in (("camera size", None, ()), ("encoder view", (96, 128), (0.3, 0.3, 0.4, 0.4))):
+        back = read_dataset(dataset, size, crop)[0].images.astype(int) if size else first.images.astype(int)
+        error = np.abs(back - read_episode(bag, aloe_typestore(), size, crop).images.astype(int))
+        errors[view] = (error.mean(), np.percentile(error, 99))
+    return errors
 
 
 def main() -> int:
@@ -43,6 +61,8 @@ def main() -> int:
         for run in range(args.runs):
             report = export_bags([bags], Path(scratch) / f"dataset-{run}")
             runs.append(report)
+            if run == 0:
+                round_trip = image_error(bags, Path(scratch) / "dataset-0")
             print(f"run {run + 1}: {report.episodes} episodes, {report.frames} frames in {report.seconds:.1f} s", file=sys.stderr)
     median = statistics.median
     seconds = median(r.seconds for r in runs)
@@ -55,6 +75,8 @@ def main() -> int:
           f"({report.bag_bytes / 2**20 / report.episodes:.1f} MB of bag per episode)")
     print(f"dataset written:       {report.dataset_bytes / 2**20 / report.episodes:.2f} MB per episode "
           f"({report.bag_bytes / report.dataset_bytes:.0f}x smaller than the bags)")
+    for view, (mean, p99) in round_trip.items():
+        print(f"round trip, {view}: images {mean:.2f} levels of 255 off on average (99th percentile {p99:.0f})")
     print(f"faster than real time: {median(r.frames / FPS / r.seconds for r in runs):.1f}x (above 1: keeps up with recording)")
     return 0
 

@@ -473,7 +473,8 @@ def decode_frames(path: Path, wanted: dict) -> dict:
 
 def read_dataset(root: Path, image_size, head_crop=(), mapping: Optional[DatasetMapping] = None,
                  say: Callable = lambda line: None) -> list:
-    """The episodes of a LeRobot v3 dataset, images as the encoder sees them."""
+    """The episodes of a LeRobot v3 dataset, images as the encoder sees them (`image_size`
+    None: as stored)."""
     root, mapping = Path(root), mapping or DatasetMapping()
     try:
         info = json.loads((root / "meta" / "info.json").read_text())
@@ -532,7 +533,7 @@ def read_dataset(root: Path, image_size, head_crop=(), mapping: Optional[Dataset
         for path, wanted in by_file.items():
             for (index, n), image in decode_frames(path, wanted).items():
                 crop = head_crop if c == 0 else ()
-                images.setdefault((index, n), [None] * len(CAMERAS))[c] = camera_view(image, image_size, crop)
+                images.setdefault((index, n), [None] * len(CAMERAS))[c] = camera_view(image, image_size, crop) if image_size else image
 
     episodes = []
     for row, steps in plans:
