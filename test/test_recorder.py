@@ -16,6 +16,8 @@ from mcap_ros2.decoder import DecoderFactory
 from sensor_msgs.msg import Image, JointState
 
 from aloe.cli import main
+from aloe.data.bag_dataset import load_bags
+from aloe.data.lerobot import read_dataset
 from aloe.data.recording import EpisodeBag, EpisodeLog, aloe_typestore, needs_recovery, recover
 from aloe.graph.topics import topic
 from ros_helpers import node, spin_until
@@ -221,6 +223,17 @@ def test_aloe_record_writes_one_bag_per_episode_and_stops(ros_domain, tmp_path):
         assert len(topics["/rec_cli/joint_states"]) > 100 and len(topics["/rec_cli/command"]) > 100
         assert {c.source for c in topics["/rec_cli/command"]} >= {JointCommand.SOURCE_OPERATOR}
     assert "node 'episode_runner' finished its work" in result.stdout
+
+    # The recorded bags as a LeRobot dataset, read back: the episodes the bags give.
+    assert main(["export", str(tmp_path / "bags"), "--out", str(tmp_path / "dataset"), "--no-progress"]) == 0
+    direct, _ = load_bags(tmp_path / "bags", aloe_typestore(), image_size=(96, 128))
+    back = read_dataset(tmp_path / "dataset", (96, 128))
+    assert [e.episode_id for e in back] == [e.episode_id for e in direct]
+    for episode, expected in zip(back, direct):
+        np.testing.assert_array_equal(episode.actions, expected.actions)
+        np.testing.assert_array_equal(episode.operator, expected.operator)
+        assert episode.outcome == expected.outcome and episode.instruction == expected.instruction
+        assert np.abs(episode.images.astype(int) - expected.images.astype(int)).mean() < 2.0
 
 
 def test_aloe_record_stopped_before_its_episodes_fails_and_resumes_with_the_rest(ros_domain, tmp_path):
