@@ -78,6 +78,15 @@ def test_the_stages_topic_gives_each_step_its_share_of_the_stages_reached(store,
     assert load_episode(tmp_path / "unstaged", store, image_size=(8, 10))[0].stage_progress is None
 
 
+def test_a_success_whose_last_stages_message_came_too_late_has_reached_every_stage_at_its_end(store, tmp_path):
+    # The tick that finds success publishes the last stages and ends the episode at once;
+    # the recorder may stop first. Success is every stage done, so the last step counts them.
+    for outcome, last in (("success", 1.0), ("failure", 1 / 3)):
+        write_bag(store, tmp_path / outcome, outcome=outcome, stages={0: [0, 0, 0], 30: [1, 0, 0]})
+        progress = load_episode(tmp_path / outcome, store, image_size=(8, 10))[0].stage_progress
+        assert progress[-1] == pytest.approx(last) and progress[-2] == pytest.approx(1 / 3)
+
+
 def test_images_are_resized_and_a_second_load_comes_from_the_cache(store, tmp_path):
     write_bag(store, tmp_path / "ep1")
     first, cached = load_episode(tmp_path / "ep1", store, image_size=(4, 5), cache_dir=tmp_path / "cache")

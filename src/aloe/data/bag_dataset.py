@@ -23,7 +23,7 @@ from aloe.graph.topics import CAMERAS
 from aloe.learning.camera_view import camera_view
 from aloe.learning.data import DataError, Episode, stages_reached
 
-CACHE_VERSION = "2"  # 2: with the stages of task/stages
+CACHE_VERSION = "3"  # 2: with the stages of task/stages; 3: a success ends with every stage reached
 
 
 @dataclass
@@ -138,11 +138,17 @@ def read_episode(bag: Path, typestore, image_size=(96, 128), head_crop=()) -> Ep
         image_sets = np.stack([np.stack([images[s][c] for c in CAMERAS]) for s in kept])
         image_steps = np.searchsorted(step_stamps, kept, side="right") - 1
     outcome = meta.get("outcome", "truncated")
+    progress = stage_progress(stages, step_stamps)
+    if progress is not None and outcome == "success":
+        # Success is every stage done. The tick that finds it publishes the last stages and
+        # ends the episode at once, and the recorder may stop before that message or that
+        # tick's joint state reaches it: the last step has reached them all either way.
+        progress[-1] = 1.0
     return Episode(
         joints=np.stack(joints), actions=np.stack(actions), operator=np.array(operator), outcome=outcome,
         instruction=meta.get("instruction", ""), images=image_sets, image_steps=image_steps,
         task=meta.get("task", ""), episode_id=meta.get("episode_id", bag.name),
-        stage_progress=stage_progress(stages, step_stamps),
+        stage_progress=progress,
     )
 
 
