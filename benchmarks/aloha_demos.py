@@ -1,0 +1,213 @@
+"""Scripted demonstrations on gym-aloha's own ALOHA tasks, made as the ACT paper made them.
+
+Runs in the reference environment (`bash scripts/reference_env.sh`, then
+`.venv-reference/bin/python benchmarks/aloha_demos.py --task transfer_cube --episodes 50`),
+not in aloe's: gym-aloha's dm-control needs a MuJoCo older than aloe's simulator.
+
+For each seed, our waypoint script drives gym-aloha's end-effector version of the task (its
+mocap-welded grippers, its task code and assets, rendering nothing), and the joint positions
+it produced, with the gripper commands, are replayed in the joint-space task that
+`gym_aloha/AlohaTransferCube-v0` runs, with the cube where that env's `reset(seed)` puts it.
+A demonstration is kept only when the replay succeeds (the task's top reward, 4). The top
+and both wrist cameras are rendered every `--camera-every` steps of the replay, as aloe's
+cameras are. Each kept episode is one .npz (qpos, actions, images, image steps), which
+`aloe.data.aloha` reads as learning episodes; one JSON line per seed goes to stdout.
+
+Only transfer_cube so far; insertion's script is still to come (issue 23).
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; before dm_control loads MuJoCo
+
+import numpy as np
+from dm_control import mujoco
+from dm_control.rl import control
+from dm_control.suite import base
+from gym_aloha.constants import ASSETS_DIR, DT
+from gym_aloha.tasks import sim as joint_tasks
+from gym_aloha.tasks.sim_end_effector import TransferCubeEndEffectorTask
+from gym_aloha.utils import sample_box_pose
+
+EPISODE_STEPS = 400  # gym-aloha's episodes: 8 s at 50 Hz
+TOP_REWARD = 4
+CAMERAS = ("top", "left_wrist", "right_wrist")  # the model's cameras, as aloe's head, left wrist and right wrist
+
+
+# ---------------------------------------------------------------- quaternions (w, x, y, z)
+
+def quat_multiply(a, b):
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b
+    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
+
+
+def quat_conjugate(q):
+    return np.array([q[0], -q[1], -q[2], -q[3]])
+
+
+def quat_about(axis, degrees):
+    half = np.radians(degrees) / 2
+    return np.concatenate([[np.cos(half)], np.sin(half) * np.asarray(axis, float) / np.linalg.norm(axis)])
+
+
+def rotate(q, vector):
+    return quat_multiply(quat_multiply(q, np.concatenate([[0.0], vector])), quat_conjugate(q))[1:]
+
+
+# ---------------------------------------------------------------- the end-effector task
+
+class UnrenderedTransferCubeEE(TransferCubeEndEffectorTask):
+    """gym-aloha's end-effector transfer task with the cube where `reset(seed)` of the
+    joint-space env puts it (the EE task draws it unseeded) and no camera rendered."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def initialize_episode(self, physics):
+        self.initialize_robots(physics)
+        box = physics.model.name2id("red_box_joint", "joint")
+        physics.data.qpos[box:box + 7] = sample_box_pose(self.seed)
+        base.Task.initialize_episode(self, physics)
+
+    def get_observation(self, physics):
+        return {"qpos": self.get_qpos(physics), "cube": physics.data.qpos[16:19].copy()}
+
+
+class Arm:
+    """One arm of the end-effector task: where its finger midpoint is, and the mocap pose
+    that puts it at a wanted point. The XML's weld names no relative pose, so MuJoCo takes
+    the one at qpos0 (a 0.13 m offset and a half turn): gripper = mocap * relpose."""
+
+    def __init__(self, physics, side: str, index: int):
+        self.physics, self.side = physics, side
+        relpose = physics.model.eq_data[index]
+        self.relpose_position, self.relpose_quat = relpose[3:6].copy(), relpose[6:10].copy()
+        data = physics.named.data
+        self.start_position = data.xpos[f"vx300s_{side}/gripper_link"].copy()
+        self.start_quat = data.xquat[f"vx300s_{side}/gripper_link"].copy()
+        # the finger midpoint in the gripper link's frame: targets are for the fingers
+        self.finger_offset = rotate(quat_conjugate(self.start_quat), self.fingers() - self.start_position)
+
+    def fingers(self) -> np.ndarray:
+        geom = self.physics.named.data.geom_xpos
+        return (geom[f"vx300s_{self.side}/10_left_gripper_finger"] + geom[f"vx300s_{self.side}/10_right_gripper_finger"]) / 2
+
+    def waypoint(self, step: int, fingers, quat, gripper: float) -> tuple:
+        """(step, gripper link position, quat, gripper opening 0..1) with the fingers at `fingers`."""
+        return step, np.asarray(fingers, float) - rotate(quat, self.finger_offset), np.asarray(quat, float), gripper
+
+    def mocap_action(self, position, quat, gripper) -> np.ndarray:
+        mocap_quat = quat_multiply(quat, quat_conjugate(self.relpose_quat))
+        return np.concatenate([position - rotate(mocap_quat, self.relpose_position), mocap_quat, [gripper]])
+
+
+def along(waypoints, step: int) -> tuple:
+    """Linear interpolation between (step, position, quat, gripper) waypoints."""
+    for (s0, p0, q0, g0), (s1, p1, q1, g1) in zip(waypoints, waypoints[1:]):
+        if s0 <= step <= s1:
+            f = (step - s0) / (s1 - s0)
+            return p0 + f * (p1 - p0), q0 + f * (q1 - q0), g0 + f * (g1 - g0)
+    _, p, q, g = waypoints[-1]
+    return p, q, g
+
+
+def transfer_cube_script(seed: int) -> tuple:
+    """The right hand picks the cube (tilted 60 degrees about y), carries it to the middle;
+    the left hand (turned 90 degrees about x) comes to where the cube is held then, grasps
+    it, and the right lets go. Returns the joint positions after each step, the gripper
+    commands, and the end-effector episode's best reward."""
+    physics = mujoco.Physics.from_xml_path(str(ASSETS_DIR / "bimanual_viperx_end_effector_transfer_cube.xml"))
+    env = control.Environment(physics, UnrenderedTransferCubeEE(seed), float("inf"), control_timestep=DT,
+                              n_sub_steps=None, flat_observation=False)
+    observation = env.reset().observation
+    left, right = Arm(physics, "left", 0), Arm(physics, "right", 1)
+    cube = observation["cube"].copy()
+    cube[2] = 0.02  # resting on the table (it is dropped from 5 cm)
+    pick = quat_multiply(quat_about([0, 1, 0], -60), right.start_quat)
+    receive = quat_multiply(quat_about([1, 0, 0], 90), left.start_quat)
+    meet = np.array([0.0, 0.5, 0.25])
+    right_plan = [(0, right.start_position, right.start_quat, 0.0), right.waypoint(90, cube + [0, 0, 0.06], pick, 1.0),
+                  right.waypoint(130, cube, pick, 1.0), right.waypoint(160, cube, pick, 0.0),
+                  right.waypoint(220, meet, right.start_quat, 0.0), right.waypoint(EPISODE_STEPS, meet, right.start_quat, 0.0)]
+    left_plan = [(0, left.start_position, left.start_quat, 0.0), left.waypoint(120, meet + [-0.12, 0, 0], receive, 1.0),
+                 left.waypoint(EPISODE_STEPS, meet + [-0.12, 0, 0], receive, 1.0)]
+    positions, grippers, best = [], [], 0
+    for step in range(EPISODE_STEPS):
+        if step == 240:  # the handover, to where the right hand holds the cube now (it sags below `meet`)
+            held = observation["cube"].copy()
+            left_plan = [left.waypoint(240, held + [-0.10, 0, 0], receive, 1.0), left.waypoint(280, held + [-0.02, 0, 0], receive, 1.0),
+                         left.waypoint(310, held + [-0.02, 0, 0], receive, 0.0), left.waypoint(360, held + [-0.10, 0, 0.02], receive, 0.0),
+                         left.waypoint(EPISODE_STEPS, held + [-0.10, 0, 0.02], receive, 0.0)]
+            position, quat, _ = along(right_plan, step)
+            right_plan = [(240, position, quat, 0.0), (315, position, quat, 0.0), (335, position, quat, 1.0),
+                          (370, position + [0.1, 0, 0], quat, 1.0), (EPISODE_STEPS, position + [0.1, 0, 0], quat, 1.0)]
+        left_action, right_action = left.mocap_action(*along(left_plan, step)), right.mocap_action(*along(right_plan, step))
+        timestep = env.step(np.concatenate([left_action, right_action]))
+        observation = timestep.observation
+        positions.append(observation["qpos"].copy())
+        grippers.append((left_action[-1], right_action[-1]))
+        best = max(best, timestep.reward)
+    return np.array(positions), np.array(grippers), best
+
+
+class TransferCubeReplay(joint_tasks.TransferCubeTask):
+    """gym-aloha's joint-space transfer task, rendering only when asked."""
+
+    def get_observation(self, physics):
+        return {"qpos": self.get_qpos(physics)}
+
+
+def replay(seed: int, joints: np.ndarray, camera_every: int, image_size) -> dict:
+    """The joint trajectory (gripper columns: the commands) through the joint-space task
+    from the state `AlohaTransferCube-v0.reset(seed)` gives."""
+    joint_tasks.BOX_POSE[0] = sample_box_pose(seed)  # what gym-aloha's reset(seed) sets
+    physics = mujoco.Physics.from_xml_path(str(ASSETS_DIR / "bimanual_viperx_transfer_cube.xml"))
+    env = control.Environment(physics, TransferCubeReplay(), float("inf"), control_timestep=DT, n_sub_steps=None,
+                              flat_observation=False)
+    qpos = [env.reset().observation["qpos"]]
+    images, image_steps, best = [], [], 0
+    for step, action in enumerate(joints):
+        if camera_every and step % camera_every == 0:
+            images.append([physics.render(height=image_size[0], width=image_size[1], camera_id=camera) for camera in CAMERAS])
+            image_steps.append(step)
+        timestep = env.step(action)
+        best = max(best, timestep.reward)
+        qpos.append(timestep.observation["qpos"])
+    return {"qpos": np.array(qpos[:-1]), "actions": joints, "images": np.array(images, np.uint8),
+            "image_steps": np.array(image_steps), "reward": best}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=["transfer_cube"], default="transfer_cube")
+    parser.add_argument("--episodes", type=int, default=50, help="seeds tried, from --first-seed")
+    parser.add_argument("--first-seed", type=int, default=0, help="demonstration seeds (evaluation uses others)")
+    parser.add_argument("--camera-every", type=int, default=10, help="steps between top-camera images (10: 5 Hz)")
+    parser.add_argument("--image-size", type=int, nargs=2, default=[240, 320], metavar=("H", "W"))
+    parser.add_argument("--out", type=Path, help="folder for the kept episodes (.npz); none: only the rates")
+    args = parser.parse_args()
+    kept = 0
+    for seed in range(args.first_seed, args.first_seed + args.episodes):
+        joints, grippers, scripted = transfer_cube_script(seed)
+        joints[:, 6], joints[:, 13] = grippers[:, 0], grippers[:, 1]  # replay the gripper commands, not where they lagged
+        episode = replay(seed, joints, args.camera_every, args.image_size)
+        success = bool(episode["reward"] == TOP_REWARD)
+        if success and args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(args.out / f"{args.task}-{seed:06d}.npz", task=args.task,
+                                **{k: v for k, v in episode.items() if k != "reward"})
+        kept += success
+        print(json.dumps({"task": args.task, "seed": seed, "script_reward": int(scripted), "replay_reward": int(episode["reward"]),
+                          "kept": success}), flush=True)
+    print(json.dumps({"task": args.task, "seeds": args.episodes, "kept": kept}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
