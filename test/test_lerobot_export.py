@@ -16,21 +16,12 @@ from aloe.data.lerobot import INTERVENTION, DatasetMapping, export_bags, read_da
 from aloe.data.recording import EpisodeBag, aloe_typestore
 from aloe.graph.topics import CAMERAS
 from aloe.learning.data import DataError
+from test_bag_dataset import header, store  # noqa: F401  (store: fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 MS = 1_000_000
 SIZE = (48, 64)  # height, width: small, but with texture for the codec to keep
 JOINTS = [f"{side}_joint_{j}" for side in ("left", "right") for j in range(7)]  # the model's 14
-
-
-@pytest.fixture(scope="module")
-def store():
-    return aloe_typestore()
-
-
-def header(store, ns):
-    Header, Time = store.types["std_msgs/msg/Header"], store.types["builtin_interfaces/msg/Time"]
-    return Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id="")
 
 
 def scene(step: int, camera: int) -> np.ndarray:
