@@ -57,10 +57,11 @@ class GraphMonitor:
         self.first_seen.setdefault(name, now)
         self.last_seen[name] = now
 
-    def nodes_in_namespace(self, settle_s: float = 3.0) -> list:
+    def nodes_in_namespace(self, settle_s: float = 5.0) -> list:
         """Names of nodes already in our namespace: the first found within `settle_s` of
         discovery, or none after it. With both CPU cores busy, 1.5 s once missed a node
-        that was there (CI beside a training run)."""
+        that was there (CI beside a training run), and 3 s did on a machine of half the
+        speed (CI, 2026-12-01)."""
         deadline = time.monotonic() + settle_s
         while True:
             found = sorted(name for name, ns in self.node.get_node_names_and_namespaces() if ns == self.namespace)
