@@ -3,6 +3,8 @@
 Runs in the reference environment (`bash scripts/reference_env.sh`, then
 `.venv-reference/bin/python benchmarks/aloha_demos.py --task transfer_cube --episodes 50`),
 not in aloe's: gym-aloha's dm-control needs a MuJoCo older than aloe's simulator.
+`benchmarks/aloha_reference.py` runs it with `--until-kept 50 --log ...`: seeds in the log
+are not tried again, so a stopped run goes on where it stopped.
 
 For each seed, our waypoint script drives gym-aloha's end-effector version of the task (its
 mocap-welded grippers, its task code and assets, rendering nothing), and the joint positions
@@ -186,14 +188,22 @@ def replay(seed: int, joints: np.ndarray, camera_every: int, image_size) -> dict
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=["transfer_cube"], default="transfer_cube")
-    parser.add_argument("--episodes", type=int, default=50, help="seeds tried, from --first-seed")
+    parser.add_argument("--episodes", type=int, default=50, help="seeds tried at most, from --first-seed")
     parser.add_argument("--first-seed", type=int, default=0, help="demonstration seeds (evaluation uses others)")
+    parser.add_argument("--until-kept", type=int, help="stop once this many demonstrations are kept")
     parser.add_argument("--camera-every", type=int, default=10, help="steps between top-camera images (10: 5 Hz)")
     parser.add_argument("--image-size", type=int, nargs=2, default=[240, 320], metavar=("H", "W"))
     parser.add_argument("--out", type=Path, help="folder for the kept episodes (.npz); none: only the rates")
+    parser.add_argument("--log", type=Path, help="JSON lines, one per seed tried; seeds already there are not tried again")
     args = parser.parse_args()
-    kept = 0
+    tried = [json.loads(line) for line in args.log.read_text().splitlines()] if args.log and args.log.exists() else []
+    done = {row["seed"] for row in tried}
+    kept = sum(row["kept"] for row in tried)
     for seed in range(args.first_seed, args.first_seed + args.episodes):
+        if args.until_kept is not None and kept >= args.until_kept:
+            break
+        if seed in done:
+            continue
         joints, grippers, scripted = transfer_cube_script(seed)
         joints[:, 6], joints[:, 13] = grippers[:, 0], grippers[:, 1]  # replay the gripper commands, not where they lagged
         episode = replay(seed, joints, args.camera_every, args.image_size)
@@ -203,9 +213,15 @@ def main() -> int:
             np.savez_compressed(args.out / f"{args.task}-{seed:06d}.npz", task=args.task,
                                 **{k: v for k, v in episode.items() if k != "reward"})
         kept += success
-        print(json.dumps({"task": args.task, "seed": seed, "script_reward": int(scripted), "replay_reward": int(episode["reward"]),
-                          "kept": success}), flush=True)
-    print(json.dumps({"task": args.task, "seeds": args.episodes, "kept": kept}), flush=True)
+        row = {"task": args.task, "seed": seed, "script_reward": int(scripted), "replay_reward": int(episode["reward"]), "kept": success}
+        tried.append(row)
+        print(json.dumps(row), flush=True)
+        if args.log:  # after the episode's file: a seed in the log is finished
+            with args.log.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+    summary = {"task": args.task, "seeds": len(tried), "script_successes": sum(r["script_reward"] == TOP_REWARD for r in tried),
+               "kept": kept}
+    print(json.dumps(summary), flush=True)
     return 0
 
 
