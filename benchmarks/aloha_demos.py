@@ -10,7 +10,8 @@ For each seed, our waypoint script drives gym-aloha's end-effector version of th
 mocap-welded grippers, its task code and assets, rendering nothing), and the joint positions
 it produced, with the gripper commands, are replayed in the joint-space task that
 `gym_aloha/AlohaTransferCube-v0` runs, with the cube where that env's `reset(seed)` puts it.
-A demonstration is kept only when the replay succeeds (the task's top reward, 4). The top
+A demonstration is kept only when the replay succeeds (the task's top reward, 4) by the
+handover the script means (the right hand lifted the cube before the left touched it). The top
 and both wrist cameras are rendered every `--camera-every` steps of the replay, as aloe's
 cameras are. Each kept episode is one .npz (qpos, actions, images, image steps), which
 `aloe.data.aloha` reads as learning episodes; one JSON line per seed goes to stdout.
@@ -123,7 +124,7 @@ def transfer_cube_script(seed: int) -> tuple:
     """The right hand picks the cube (tilted 60 degrees about y), carries it to the middle;
     the left hand (turned 90 degrees about x) comes to where the cube is held then, grasps
     it, and the right lets go. Returns the joint positions after each step, the gripper
-    commands, and the end-effector episode's best reward."""
+    commands, and the end-effector episode's rewards."""
     physics = mujoco.Physics.from_xml_path(str(ASSETS_DIR / "bimanual_viperx_end_effector_transfer_cube.xml"))
     env = control.Environment(physics, UnrenderedTransferCubeEE(seed), float("inf"), control_timestep=DT,
                               n_sub_steps=None, flat_observation=False)
@@ -139,12 +140,14 @@ def transfer_cube_script(seed: int) -> tuple:
                   right.waypoint(220, meet, right.start_quat, 0.0), right.waypoint(EPISODE_STEPS, meet, right.start_quat, 0.0)]
     left_plan = [(0, left.start_position, left.start_quat, 0.0), left.waypoint(120, meet + [-0.12, 0, 0], receive, 1.0),
                  left.waypoint(EPISODE_STEPS, meet + [-0.12, 0, 0], receive, 1.0)]
-    positions, grippers, best = [], [], 0
+    positions, grippers, rewards = [], [], []
     for step in range(EPISODE_STEPS):
         if step == 240:  # the handover, to where the right hand holds the cube now (it sags below `meet`)
             held = observation["cube"].copy()
-            left_plan = [left.waypoint(240, held + [-0.10, 0, 0], receive, 1.0), left.waypoint(280, held + [-0.02, 0, 0], receive, 1.0),
-                         left.waypoint(310, held + [-0.02, 0, 0], receive, 0.0), left.waypoint(360, held + [-0.10, 0, 0.02], receive, 0.0),
+            # from where the left hand is: a jump here (0.3 rad in a step) is nothing a demonstration should teach
+            left_plan = [(240, *along(left_plan, step)), left.waypoint(255, held + [-0.10, 0, 0], receive, 1.0),
+                         left.waypoint(285, held + [-0.02, 0, 0], receive, 1.0),
+                         left.waypoint(312, held + [-0.02, 0, 0], receive, 0.0), left.waypoint(360, held + [-0.10, 0, 0.02], receive, 0.0),
                          left.waypoint(EPISODE_STEPS, held + [-0.10, 0, 0.02], receive, 0.0)]
             position, quat, _ = along(right_plan, step)
             right_plan = [(240, position, quat, 0.0), (315, position, quat, 0.0), (335, position, quat, 1.0),
@@ -154,8 +157,8 @@ def transfer_cube_script(seed: int) -> tuple:
         observation = timestep.observation
         positions.append(observation["qpos"].copy())
         grippers.append((left_action[-1], right_action[-1]))
-        best = max(best, timestep.reward)
-    return np.array(positions), np.array(grippers), best
+        rewards.append(timestep.reward)
+    return np.array(positions), np.array(grippers), np.array(rewards)
 
 
 class TransferCubeReplay(joint_tasks.TransferCubeTask):
@@ -173,16 +176,26 @@ def replay(seed: int, joints: np.ndarray, camera_every: int, image_size) -> dict
     env = control.Environment(physics, TransferCubeReplay(), float("inf"), control_timestep=DT, n_sub_steps=None,
                               flat_observation=False)
     qpos = [env.reset().observation["qpos"]]
-    images, image_steps, best = [], [], 0
+    images, image_steps, rewards = [], [], []
     for step, action in enumerate(joints):
         if camera_every and step % camera_every == 0:
             images.append([physics.render(height=image_size[0], width=image_size[1], camera_id=camera) for camera in CAMERAS])
             image_steps.append(step)
         timestep = env.step(action)
-        best = max(best, timestep.reward)
+        rewards.append(timestep.reward)
         qpos.append(timestep.observation["qpos"])
     return {"qpos": np.array(qpos[:-1]), "actions": joints, "images": np.array(images, np.uint8),
-            "image_steps": np.array(image_steps), "reward": best}
+            "image_steps": np.array(image_steps), "rewards": np.array(rewards)}
+
+
+def handed_over(rewards: np.ndarray) -> bool:
+    """The task's top reward after the right hand lifted the cube (reward 2) and before the
+    left touched it (3): the handover the script means, not a cube the left hand took from
+    the table after the right one lost it (that earns 4 as well)."""
+    if rewards.max() < TOP_REWARD:
+        return False
+    first_left_touch = int(np.argmax(rewards >= 3))
+    return bool((rewards[:first_left_touch] == 2).any())
 
 
 def main() -> int:
@@ -207,19 +220,21 @@ def main() -> int:
         joints, grippers, scripted = transfer_cube_script(seed)
         joints[:, 6], joints[:, 13] = grippers[:, 0], grippers[:, 1]  # replay the gripper commands, not where they lagged
         episode = replay(seed, joints, args.camera_every, args.image_size)
-        success = bool(episode["reward"] == TOP_REWARD)
+        success = handed_over(episode["rewards"])
         if success and args.out:
             args.out.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(args.out / f"{args.task}-{seed:06d}.npz", task=args.task,
-                                **{k: v for k, v in episode.items() if k != "reward"})
+                                **{k: v for k, v in episode.items() if k != "rewards"})
         kept += success
-        row = {"task": args.task, "seed": seed, "script_reward": int(scripted), "replay_reward": int(episode["reward"]), "kept": success}
+        row = {"task": args.task, "seed": seed, "script_reward": int(scripted.max()), "script_handover": handed_over(scripted),
+               "replay_reward": int(episode["rewards"].max()), "kept": success}
         tried.append(row)
         print(json.dumps(row), flush=True)
         if args.log:  # after the episode's file: a seed in the log is finished
             with args.log.open("a") as handle:
                 handle.write(json.dumps(row) + "\n")
     summary = {"task": args.task, "seeds": len(tried), "script_successes": sum(r["script_reward"] == TOP_REWARD for r in tried),
+               "script_handovers": sum(r.get("script_handover", False) for r in tried),
                "kept": kept}
     print(json.dumps(summary), flush=True)
     return 0

@@ -45,7 +45,7 @@ def demonstration(reference_python, tmp_path_factory):
 def test_a_scripted_transfer_succeeds_through_gym_aloha_and_becomes_an_episode(demonstration):
     seed, folder = demonstration
     # the end-effector episode hands the cube over (reward 4), and so does its joint replay
-    assert (seed["script_reward"], seed["replay_reward"], seed["kept"]) == (4, 4, True), seed
+    assert (seed["script_reward"], seed["script_handover"], seed["replay_reward"], seed["kept"]) == (4, True, 4, True), seed
 
     (episode,) = load_demonstrations(folder, image_size=(24, 32))
     assert len(episode) == 400 and episode.joints.shape == episode.actions.shape == (400, 14)
