@@ -31,13 +31,13 @@ from dm_control import mujoco
 from dm_control.rl import control
 from dm_control.suite import base
 from gym_aloha.constants import ASSETS_DIR, DT
-from gym_aloha.tasks import sim as joint_tasks
 from gym_aloha.tasks.sim_end_effector import TransferCubeEndEffectorTask
 from gym_aloha.utils import sample_box_pose
 
+from aloha_server import Server
+
 EPISODE_STEPS = 400  # gym-aloha's episodes: 8 s at 50 Hz
 TOP_REWARD = 4
-CAMERAS = ("top", "left_wrist", "right_wrist")  # the model's cameras, as aloe's head, left wrist and right wrist
 
 
 # ---------------------------------------------------------------- quaternions (w, x, y, z)
@@ -161,29 +161,20 @@ def transfer_cube_script(seed: int) -> tuple:
     return np.array(positions), np.array(grippers), np.array(rewards)
 
 
-class TransferCubeReplay(joint_tasks.TransferCubeTask):
-    """gym-aloha's joint-space transfer task, rendering only when asked."""
-
-    def get_observation(self, physics):
-        return {"qpos": self.get_qpos(physics)}
-
-
 def replay(seed: int, joints: np.ndarray, camera_every: int, image_size) -> dict:
     """The joint trajectory (gripper columns: the commands) through the joint-space task
-    from the state `AlohaTransferCube-v0.reset(seed)` gives."""
-    joint_tasks.BOX_POSE[0] = sample_box_pose(seed)  # what gym-aloha's reset(seed) sets
-    physics = mujoco.Physics.from_xml_path(str(ASSETS_DIR / "bimanual_viperx_transfer_cube.xml"))
-    env = control.Environment(physics, TransferCubeReplay(), float("inf"), control_timestep=DT, n_sub_steps=None,
-                              flat_observation=False)
-    qpos = [env.reset().observation["qpos"]]
+    from the state `AlohaTransferCube-v0.reset(seed)` gives, in the server the evaluation
+    steps (so a kept demonstration starts where an evaluation episode of its seed would)."""
+    server = Server("transfer_cube", image_size)
+    qpos = [server.reset(seed)["qpos"]]
     images, image_steps, rewards = [], [], []
     for step, action in enumerate(joints):
         if camera_every and step % camera_every == 0:
-            images.append([physics.render(height=image_size[0], width=image_size[1], camera_id=camera) for camera in CAMERAS])
+            images.append(server.render())
             image_steps.append(step)
-        timestep = env.step(action)
-        rewards.append(timestep.reward)
-        qpos.append(timestep.observation["qpos"])
+        answer = server.step(action)
+        rewards.append(answer["reward"])
+        qpos.append(answer["qpos"])
     return {"qpos": np.array(qpos[:-1]), "actions": joints, "images": np.array(images, np.uint8),
             "image_steps": np.array(image_steps), "rewards": np.array(rewards)}
 

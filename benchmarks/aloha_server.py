@@ -65,10 +65,10 @@ class Server:
         timestep = self.env.step(np.asarray(action, dtype=np.float64))
         return {"qpos": timestep.observation["qpos"].tolist(), "reward": int(timestep.reward)}
 
-    def images(self) -> dict:
+    def render(self) -> np.ndarray:
+        """The cameras now, (3, H, W, 3) uint8."""
         height, width = self.image_size
-        images = np.stack([self.physics.render(height=height, width=width, camera_id=camera) for camera in CAMERAS]).astype(np.uint8)
-        return {"images": base64.b64encode(images.tobytes()).decode("ascii"), "shape": list(images.shape)}
+        return np.stack([self.physics.render(height=height, width=width, camera_id=camera) for camera in CAMERAS]).astype(np.uint8)
 
 
 def main() -> int:
@@ -89,7 +89,8 @@ def main() -> int:
         else:
             answer = {"error": f"unknown op {request['op']!r}"}
         if request.get("render"):
-            answer.update(server.images())
+            images = server.render()
+            answer.update(images=base64.b64encode(images.tobytes()).decode("ascii"), shape=list(images.shape))
         print(json.dumps(answer), flush=True)
     return 0
 
