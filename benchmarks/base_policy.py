@@ -148,7 +148,9 @@ def main() -> int:
         "command": "python benchmarks/base_policy.py " + shlex.join(sys.argv[1:]),
     }
     print(json.dumps(row), flush=True)
-    with (ROOT / "runs" / "ladder" / f"{args.task}.jsonl").open("a") as handle:
+    results = ROOT / "runs" / "ladder" / f"{args.task}.jsonl"
+    results.parent.mkdir(parents=True, exist_ok=True)  # a --checkpoint run may be the first here
+    with results.open("a") as handle:
         handle.write(json.dumps(row) + "\n")
     return 0
 
