@@ -89,6 +89,11 @@ def train_bc(args, demos: Path, folder: Path) -> Path:
 
     model_path, record = folder / "model.safetensors", folder / "train.json"
     if model_path.exists() and record.exists():
+        trained = json.loads(record.read_text())
+        if (trained["steps"], trained["demos"]) != (args.steps, args.demos):
+            raise SystemExit(f"{folder} holds a model of {trained['steps']} BC steps on {trained['demos']} demonstrations, "
+                             f"not {args.steps} on {args.demos}: use another --out, or remove {model_path.name} and "
+                             f"evaluation.jsonl there to train again")
         return model_path
     config = build_config(argparse.Namespace(config=[str(ROOT / "config" / "experiment-train.yaml")], steps=args.steps,
                                              seed=args.seed, set=[f"model.head_crop={TABLE_CROP}", *args.set]))
