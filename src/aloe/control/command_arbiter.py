@@ -199,6 +199,6 @@ class CommandArbiter:
             target = np.clip(target, self._last_output - max_step, self._last_output + max_step)
         self._last_output = target
         return Decision(
-            Command(target.copy(), chosen.source, chosen.policy_version, chosen.chunk_id, chosen.step),
+            Command(target.copy(), chosen.source, chosen.policy_version, chosen.chunk_id, chosen.step, chosen.stamp),
             reason,
         )

@@ -2,16 +2,21 @@
 
 A command from the source in control is forwarded at once; the 50 Hz timer is the watchdog
 beat. A message with source HOLD on a source's topic means that source hands back now.
+
+A forwarded command keeps its source's stamp (when the source computed it); a HOLD is
+stamped when the mux decided it. The simulator's lockstep waits for its scripted
+operator's command to come back stamped with the tick it answers.
 """
 import sys
 
 from aloe_msgs.msg import JointCommand
 from rclpy.node import Node
+from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from aloe.control.command_arbiter import (ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, SOURCE_NAMES, Command, CommandArbiter,
-                                   JointLimits)
+from aloe.control.command_arbiter import (ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, SOURCE_NAMES, Command,
+                                          CommandArbiter, JointLimits)
 from aloe.graph.topics import topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, publish_sample, run, stamp_seconds
 
@@ -116,7 +121,7 @@ class CommandMux(Node):
         msg = JointCommand(
             positions=c.positions.tolist(), source=c.source, policy_version=c.policy_version, chunk_id=c.chunk_id, step=c.step
         )
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = self.get_clock().now().to_msg() if c.stamp is None else Time(nanoseconds=round(c.stamp * 1e9)).to_msg()
         publish_sample(self, self.output, msg)
         self.published_since_tick = True
 

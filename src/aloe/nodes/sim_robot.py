@@ -6,6 +6,15 @@ it through the episode manager when the task's detector says success or failure.
 `scripted_operator` the privileged-state expert drives through `operator/command`, so its
 commands pass the command mux like a human operator's. Every other node runs on the sim
 clock (`use_sim_time`), so a graph that renders slower than real time stays consistent.
+
+At `real_time_factor` 0, while the scripted operator drives, the sim runs in lockstep with
+it: after a tick it waits for the operator's command to come back through the mux (stamped
+with the tick it answers) before the next, so the operator acts as promptly as in process
+however loaded the machine is. Free-running, the sim ticked on while the command crossed
+the graph: drawer's demonstrations lagged a step more, paused when the mux timed the
+operator out, and ran ~40 % longer than in process. A wait that gets no command within
+`lockstep_timeout_s` (wall) lets the sim run free until the mux forwards an operator's
+command again, so a graph without a mux, or with the mux stopped, still runs.
 """
 import sys
 import time
@@ -26,6 +35,13 @@ from aloe.sim.env import CONTROL_DT, SimError
 from aloe.sim.scene import JOINT_NAMES
 from aloe.sim.session import SimSession
 
+# Stamps pass through float seconds in the mux: at today's epoch that rounds to ~0.3 us.
+STAMP_TOLERANCE_NS = 1_000_000
+# A command that has not come back within this (wall) is sent again. Fast DDS loses the
+# odd small sample while the cameras' images fill its shared memory, and repairs it only
+# at the next heartbeat (3 s); a newer sample makes the reader ask for it at once.
+LOCKSTEP_RESEND_S = 0.02
+
 PARAMETERS = {
     "task": "insertion",  # scene loaded at start; `sim/reset` loads others
     "seed": 0,
@@ -38,6 +54,7 @@ PARAMETERS = {
     "scripted_operator": True,  # the expert drives through operator/command
     "operator_mode": "demonstrate",  # or "takeover": only after a critic's request or takeover_after_s
     "takeover_after_s": 0.0,  # episode time after which the operator takes over (0: never)
+    "lockstep_timeout_s": 1.0,  # at real_time_factor 0: wall seconds a tick waits for the operator's command
 }
 
 
@@ -50,6 +67,9 @@ class SimRobotNode(Node):
         self.real_time_factor = value("real_time_factor")
         if self.real_time_factor < 0:
             raise NodeConfigError(f"sim_robot: real_time_factor must be >= 0, got {self.real_time_factor}")
+        self.lockstep_timeout_s = value("lockstep_timeout_s")
+        if self.lockstep_timeout_s <= 0:
+            raise NodeConfigError(f"sim_robot: lockstep_timeout_s must be positive, got {self.lockstep_timeout_s}")
         try:
             self.session = SimSession(
                 (value("image_height"), value("image_width")), value("camera_rate_hz"), time.time(), value("scripted_operator"),
@@ -81,9 +101,22 @@ class SimRobotNode(Node):
         self.end_episode = self.create_client(EndEpisode, "end_episode")
         self.create_service(ResetSim, "sim/reset", self.on_reset)
         period = CONTROL_DT / self.real_time_factor if self.real_time_factor > 0 else 0.0
-        self.create_timer(period, self.tick)
+        self.tick_timer = self.create_timer(period, self.tick)
+        # Lockstep (real_time_factor 0): a tick that sent the operator's command waits for it.
+        self.lockstep = self.real_time_factor == 0
+        self.mux_forwards, self.waiting_since, self.tick_stamp_ns = False, None, 0
+        if self.lockstep:
+            self.create_timer(LOCKSTEP_RESEND_S, self.check_lockstep_wait)
 
     def on_command(self, msg: JointCommand) -> None:
+        self.mux_forwards = self.mux_forwards or msg.source == JointCommand.SOURCE_OPERATOR
+        # The operator's answer to the last tick is stamped at it (the mux keeps its
+        # source's stamp); an earlier stamp answers an earlier tick: newest, but no answer.
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        answer = msg.source == JointCommand.SOURCE_OPERATOR and stamp_ns >= self.tick_stamp_ns - STAMP_TOLERANCE_NS
+        if self.waiting_since is not None and answer:
+            self.waiting_since = None
+            self.tick_timer.reset()
         command = np.array(msg.positions)
         if self.resyncing:
             # After a reset the robot stands elsewhere: commands still in flight were meant
@@ -120,6 +153,19 @@ class SimRobotNode(Node):
         response.success, response.instruction = True, scene.instruction
         return response
 
+    def check_lockstep_wait(self) -> None:
+        if self.waiting_since is None:
+            return
+        if time.monotonic() - self.waiting_since > LOCKSTEP_RESEND_S:
+            publish_sample(self, self.operator, self.operator_message)
+        if time.monotonic() - self.waiting_since > self.lockstep_timeout_s:
+            self.get_logger().warning(
+                f"no command within lockstep_timeout_s ({self.lockstep_timeout_s:g} s): running free until the mux forwards the operator again",
+                throttle_duration_sec=5.0,
+            )
+            self.mux_forwards, self.waiting_since = False, None
+            self.tick_timer.reset()
+
     def tick(self) -> None:
         judging = self.session.episode_active and not self.session.reported  # this tick's stages count
         tick = self.session.tick(self.command, operator_waits=self.resyncing)
@@ -128,7 +174,8 @@ class SimRobotNode(Node):
         elif tick.report.clipped:
             clipped = self.session.robot.clipped_commands
             self.get_logger().warning(f"command outside the joint limits: clipped ({clipped} this episode)", throttle_duration_sec=1.0)
-        stamp = Time(nanoseconds=round(tick.time * 1e9)).to_msg()
+        self.tick_stamp_ns = round(tick.time * 1e9)
+        stamp = Time(nanoseconds=self.tick_stamp_ns).to_msg()
         publish_sample(self, self.clock, Clock(clock=stamp))
         state = JointState(name=list(JOINT_NAMES), position=tick.positions.tolist(), velocity=tick.velocities.tolist())
         state.header.stamp = stamp
@@ -137,6 +184,7 @@ class SimRobotNode(Node):
             msg = JointCommand(positions=tick.operator_command.tolist(), source=JointCommand.SOURCE_OPERATOR)
             msg.header.stamp = stamp
             publish_sample(self, self.operator, msg)
+            self.operator_message = msg
         elif self.operator_driving:
             # The episode is over for the scripted operator: hand back (the mux keeps a
             # silent operator in control, holding, until it does).
@@ -160,6 +208,9 @@ class SimRobotNode(Node):
             outcome = EpisodeEvent.SUCCESS if kind == "success" else EpisodeEvent.FAILURE
             self.get_logger().info(f"episode {self.episode_id}: {kind} ({reason})")
             self.end_episode.call_async(EndEpisode.Request(outcome=outcome, reason=reason))
+        if self.lockstep and self.mux_forwards and tick.operator_command is not None:
+            self.tick_timer.cancel()  # on_command (or the timeout) starts the next tick
+            self.waiting_since = time.monotonic()
 
     def destroy_node(self):
         if self.session is not None:
