@@ -179,7 +179,7 @@ def test_at_full_speed_a_recorded_demonstration_matches_the_in_process_one_besid
     drawer's demonstrations through the graph ran ~40 % longer than in process, with the
     operator timed out by the mux several times an episode."""
     from aloe.data.bag_dataset import read_episode
-    from aloe.data.demonstrations import demonstrate
+    from aloe.data.demonstrations import command_lag, demonstrate
 
     hog = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL)
     try:
@@ -203,9 +203,3 @@ def test_at_full_speed_a_recorded_demonstration_matches_the_in_process_one_besid
     steps = len(in_process["actions"])
     assert 0.9 * steps <= len(recorded.actions) <= 1.03 * steps, (len(recorded.actions), steps)
     assert command_lag(recorded.joints, recorded.actions) == command_lag(in_process["joints"], in_process["actions"]) == 2
-
-
-def command_lag(joints, actions, longest=6):
-    """The shift (steps) at which the arm joints best follow the commands."""
-    errors = [np.abs(joints[k:, :6] - actions[: len(actions) - k, :6]).mean() for k in range(longest)]
-    return int(np.argmin(errors))

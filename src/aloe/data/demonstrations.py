@@ -23,6 +23,13 @@ RENDER_SIZE = (240, 320)  # the sim node's camera size
 CAMERA_EVERY = 10  # control steps between image sets: the sim node's 5 Hz cameras
 
 
+def command_lag(joints: np.ndarray, actions: np.ndarray, longest: int = 6) -> int:
+    """The shift (steps) at which the arm joints best follow the commands: 2 in process (a
+    command is sent after one step and executed in the next); more when commands come late."""
+    errors = [np.abs(joints[k:, :6] - actions[: len(actions) - k, :6]).mean() for k in range(longest)]
+    return int(np.argmin(errors))
+
+
 def demonstrate(task: str, seed: int, variant: str = "train", render_size=RENDER_SIZE, camera_every: int = CAMERA_EVERY) -> dict:
     """One scripted episode as arrays: joints, actions, state (T, .), images (N, 3, h, w, 3),
     image_steps, outcome, instruction, stage_progress (T,)."""
