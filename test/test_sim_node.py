@@ -12,7 +12,8 @@ from aloe_msgs.srv import ResetSim
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 
-from aloe.data.bag_dataset import load_bags
+from aloe.data.bag_dataset import load_bags, read_episode
+from aloe.data.demonstrations import command_lag, demonstrate
 from aloe.data.recording import aloe_typestore
 from aloe.graph.topics import CAMERAS, camera_topic, topic
 from aloe.sim.env import SimError
@@ -173,14 +174,11 @@ def test_default_graph_runs_scripted_episodes_through_the_mux_and_ends_by_itself
     assert "bc on 2 episodes" in train.stderr
 
 
-def test_at_full_speed_a_recorded_demonstration_matches_the_in_process_one_beside_a_cpu_hog(ros_domain, tmp_path):  # noqa: F811
+def test_at_full_speed_a_recorded_demonstration_matches_the_in_process_one_beside_a_cpu_hog(ros_domain, tmp_path):
     """At real_time_factor 0 the sim waits for its operator's command to come back through
     the mux, so a loaded machine slows the recording but does not change it. Free-running,
     drawer's demonstrations through the graph ran ~40 % longer than in process, with the
     operator timed out by the mux several times an episode."""
-    from aloe.data.bag_dataset import read_episode
-    from aloe.data.demonstrations import command_lag, demonstrate
-
     hog = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL)
     try:
         result = subprocess.run(

@@ -105,6 +105,7 @@ class SimRobotNode(Node):
         # Lockstep (real_time_factor 0): a tick that sent the operator's command waits for it.
         self.lockstep = self.real_time_factor == 0
         self.mux_forwards, self.waiting_since, self.tick_stamp_ns = False, None, 0
+        self.operator_message = None  # the operator's command of the tick that waits, resent until it returns
         if self.lockstep:
             self.create_timer(LOCKSTEP_RESEND_S, self.check_lockstep_wait)
 
@@ -112,7 +113,7 @@ class SimRobotNode(Node):
         self.mux_forwards = self.mux_forwards or msg.source == JointCommand.SOURCE_OPERATOR
         # The operator's answer to the last tick is stamped at it (the mux keeps its
         # source's stamp); an earlier stamp answers an earlier tick: newest, but no answer.
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
         answer = msg.source == JointCommand.SOURCE_OPERATOR and stamp_ns >= self.tick_stamp_ns - STAMP_TOLERANCE_NS
         if self.waiting_since is not None and answer:
             self.waiting_since = None
@@ -156,9 +157,10 @@ class SimRobotNode(Node):
     def check_lockstep_wait(self) -> None:
         if self.waiting_since is None:
             return
-        if time.monotonic() - self.waiting_since > LOCKSTEP_RESEND_S:
+        waited = time.monotonic() - self.waiting_since
+        if waited > LOCKSTEP_RESEND_S:
             publish_sample(self, self.operator, self.operator_message)
-        if time.monotonic() - self.waiting_since > self.lockstep_timeout_s:
+        if waited > self.lockstep_timeout_s:
             self.get_logger().warning(
                 f"no command within lockstep_timeout_s ({self.lockstep_timeout_s:g} s): running free until the mux forwards the operator again",
                 throttle_duration_sec=5.0,
