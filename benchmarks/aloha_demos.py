@@ -9,14 +9,13 @@ are not tried again, so a stopped run goes on where it stopped.
 For each seed, our waypoint script drives gym-aloha's end-effector version of the task (its
 mocap-welded grippers, its task code and assets, rendering nothing), and the joint positions
 it produced, with the gripper commands, are replayed in the joint-space task that
-`gym_aloha/AlohaTransferCube-v0` runs, with the cube where that env's `reset(seed)` puts it.
-A demonstration is kept only when the replay succeeds (the task's top reward, 4) by the
-handover the script means (the right hand lifted the cube before the left touched it). The top
-and both wrist cameras are rendered every `--camera-every` steps of the replay, as aloe's
-cameras are. Each kept episode is one .npz (qpos, actions, images, image steps), which
-`aloe.data.aloha` reads as learning episodes; one JSON line per seed goes to stdout.
-
-Only transfer_cube so far; insertion's script is still to come (issue 23).
+`gym_aloha/AlohaTransferCube-v0` (or `AlohaInsertion-v0`) runs, with the objects where that
+env's `reset(seed)` puts them. A demonstration is kept only when the replay succeeds (the
+task's top reward, 4); for transfer cube, by the handover the script means (the right hand
+lifted the cube before the left touched it). The top and both wrist cameras are rendered every
+`--camera-every` steps of the replay, as aloe's cameras are. Each kept episode is one .npz
+(qpos, actions, images, image steps), which `aloe.data.aloha` reads as learning episodes; one
+JSON line per seed goes to stdout.
 """
 import argparse
 import json
@@ -31,13 +30,20 @@ from dm_control import mujoco
 from dm_control.rl import control
 from dm_control.suite import base
 from gym_aloha.constants import ASSETS_DIR, DT
-from gym_aloha.tasks.sim_end_effector import TransferCubeEndEffectorTask
-from gym_aloha.utils import sample_box_pose
+from gym_aloha.tasks.sim_end_effector import InsertionEndEffectorTask, TransferCubeEndEffectorTask
+from gym_aloha.utils import sample_box_pose, sample_insertion_pose
 
 from aloha_server import Server
 
 EPISODE_STEPS = 400  # gym-aloha's episodes: 8 s at 50 Hz
 TOP_REWARD = 4
+# On MuJoCo 3 the end-effector model's mocap weld holds the wrist's orientation loosely: at
+# rest the right gripper sags 14 degrees in pitch (MuJoCo 2.3.7, which the ACT scripts were
+# written on: under 2), and grasps that need the wrist where it is sent fail. Measured with
+# the same waypoints on insertion: 0/30 at the model's torquescale 1, 20/20 at 10, 30/30 on
+# MuJoCo 2.3.7. The insertion script sets 10; the transfer script was written for the loose
+# weld and keeps it. Only the script's model: demonstrations are replayed in the joint-space task.
+INSERTION_WELD_TORQUESCALE = 10.0
 
 
 # ---------------------------------------------------------------- quaternions (w, x, y, z)
@@ -82,6 +88,29 @@ class UnrenderedTransferCubeEE(TransferCubeEndEffectorTask):
         return {"qpos": self.get_qpos(physics), "cube": physics.data.qpos[16:19].copy()}
 
 
+class UnrenderedInsertionEE(InsertionEndEffectorTask):
+    """gym-aloha's end-effector insertion task with the peg and socket where `reset(seed)` of
+    the joint-space env puts them and no camera rendered."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def initialize_episode(self, physics):
+        self.initialize_robots(physics)
+        peg, socket = sample_insertion_pose(self.seed)
+        physics.named.data.qpos["red_peg_joint"] = peg
+        physics.named.data.qpos["blue_socket_joint"] = socket
+        base.Task.initialize_episode(self, physics)
+
+    def get_observation(self, physics):
+        data = physics.named.data
+        return {"qpos": self.get_qpos(physics), "peg": data.xpos["peg"].copy(), "socket": data.xpos["socket"].copy()}
+
+
+FINGERS = ("10_left_gripper_finger", "10_right_gripper_finger")
+
+
 class Arm:
     """One arm of the end-effector task: where its finger midpoint is, and the mocap pose
     that puts it at a wanted point. The XML's weld names no relative pose, so MuJoCo takes
@@ -96,14 +125,30 @@ class Arm:
         self.start_quat = data.xquat[f"vx300s_{side}/gripper_link"].copy()
         # the finger midpoint in the gripper link's frame: targets are for the fingers
         self.finger_offset = rotate(quat_conjugate(self.start_quat), self.fingers() - self.start_position)
+        # the fingertips lie this far beyond the midpoint along the gripper (the meshes' farthest vertices)
+        self.tip_reach = max(self.farthest_vertex(finger) for finger in FINGERS) - self.finger_offset[0]
 
     def fingers(self) -> np.ndarray:
         geom = self.physics.named.data.geom_xpos
-        return (geom[f"vx300s_{self.side}/10_left_gripper_finger"] + geom[f"vx300s_{self.side}/10_right_gripper_finger"]) / 2
+        return sum(geom[f"vx300s_{self.side}/{finger}"] for finger in FINGERS) / 2
+
+    def farthest_vertex(self, finger: str) -> float:
+        """How far along the gripper link's x axis the finger's mesh reaches, at the start."""
+        model, data = self.physics.model, self.physics.data
+        geom = model.name2id(f"vx300s_{self.side}/{finger}", "geom")
+        mesh = model.geom_dataid[geom]
+        vertices = model.mesh_vert[model.mesh_vertadr[mesh]:model.mesh_vertadr[mesh] + model.mesh_vertnum[mesh]]
+        world = vertices @ data.geom_xmat[geom].reshape(3, 3).T + data.geom_xpos[geom]
+        return float(np.max([rotate(quat_conjugate(self.start_quat), v - self.start_position)[0] for v in world]))
 
     def waypoint(self, step: int, fingers, quat, gripper: float) -> tuple:
         """(step, gripper link position, quat, gripper opening 0..1) with the fingers at `fingers`."""
         return step, np.asarray(fingers, float) - rotate(quat, self.finger_offset), np.asarray(quat, float), gripper
+
+    def tip_waypoint(self, step: int, tips, quat, gripper: float) -> tuple:
+        """As `waypoint`, with the fingertips at `tips`."""
+        reach = rotate(quat, [self.tip_reach, 0.0, 0.0])
+        return self.waypoint(step, np.asarray(tips, float) - reach, quat, gripper)
 
     def mocap_action(self, position, quat, gripper) -> np.ndarray:
         mocap_quat = quat_multiply(quat, quat_conjugate(self.relpose_quat))
@@ -161,11 +206,48 @@ def transfer_cube_script(seed: int) -> tuple:
     return np.array(positions), np.array(grippers), np.array(rewards)
 
 
-def replay(seed: int, joints: np.ndarray, camera_every: int, image_size) -> dict:
+def insertion_script(seed: int) -> tuple:
+    """Each hand takes its object from the middle's side, fingers tilted 60 degrees down and
+    their tips 5 mm above the table (the right the peg, the left the socket), carries it to
+    10 cm from the meeting point, and both move 5 cm closer: the peg enters the socket and
+    touches its pin. Open loop: the objects' landing places are all it reads. Returns what
+    `transfer_cube_script` returns."""
+    physics = mujoco.Physics.from_xml_path(str(ASSETS_DIR / "bimanual_viperx_end_effector_insertion.xml"))
+    physics.model.eq_data[:2, 10] = INSERTION_WELD_TORQUESCALE
+    env = control.Environment(physics, UnrenderedInsertionEE(seed), float("inf"), control_timestep=DT,
+                              n_sub_steps=None, flat_observation=False)
+    observation = env.reset().observation
+    left, right = Arm(physics, "left", 0), Arm(physics, "right", 1)
+    meet = np.array([0.0, 0.5, 0.15])
+
+    def plan(arm, grasp, tilt, side):
+        grasp = np.array([grasp[0], grasp[1], 0.005])  # the objects drop from 5 cm: where they land
+        quat = quat_multiply(quat_about([0, 1, 0], tilt), arm.start_quat)
+        return [(0, arm.start_position, arm.start_quat, 0.0), arm.tip_waypoint(120, grasp + [0, 0, 0.08], quat, 1.0),
+                arm.tip_waypoint(170, grasp, quat, 1.0), arm.tip_waypoint(220, grasp, quat, 0.0),
+                arm.tip_waypoint(285, meet + [side * 0.10, 0, 0], quat, 0.0),
+                arm.tip_waypoint(340, meet + [side * 0.05, 0, 0], quat, 0.0),
+                arm.tip_waypoint(EPISODE_STEPS, meet + [side * 0.05, 0, 0], quat, 0.0)]
+
+    left_plan, right_plan = plan(left, observation["socket"], 60, -1), plan(right, observation["peg"], -60, 1)
+    positions, grippers, rewards = [], [], []
+    for step in range(EPISODE_STEPS):
+        left_action, right_action = left.mocap_action(*along(left_plan, step)), right.mocap_action(*along(right_plan, step))
+        timestep = env.step(np.concatenate([left_action, right_action]))
+        positions.append(timestep.observation["qpos"].copy())
+        grippers.append((left_action[-1], right_action[-1]))
+        rewards.append(timestep.reward)
+    return np.array(positions), np.array(grippers), np.array(rewards)
+
+
+SCRIPTS = {"transfer_cube": transfer_cube_script, "insertion": insertion_script}
+
+
+def replay(task: str, seed: int, joints: np.ndarray, camera_every: int, image_size) -> dict:
     """The joint trajectory (gripper columns: the commands) through the joint-space task
-    from the state `AlohaTransferCube-v0.reset(seed)` gives, in the server the evaluation
-    steps (so a kept demonstration starts where an evaluation episode of its seed would)."""
-    server = Server("transfer_cube", image_size)
+    from the state its env's `reset(seed)` gives, in the server the evaluation steps (so a
+    kept demonstration starts where an evaluation episode of its seed would)."""
+    server = Server(task, image_size)
     qpos = [server.reset(seed)["qpos"]]
     images, image_steps, rewards = [], [], []
     for step, action in enumerate(joints):
@@ -177,6 +259,10 @@ def replay(seed: int, joints: np.ndarray, camera_every: int, image_size) -> dict
         qpos.append(answer["qpos"])
     return {"qpos": np.array(qpos[:-1]), "actions": joints, "images": np.array(images, np.uint8),
             "image_steps": np.array(image_steps), "rewards": np.array(rewards)}
+
+
+def succeeded(task: str, rewards: np.ndarray) -> bool:
+    return handed_over(rewards) if task == "transfer_cube" else bool(rewards.max() >= TOP_REWARD)
 
 
 def handed_over(rewards: np.ndarray) -> bool:
@@ -191,7 +277,7 @@ def handed_over(rewards: np.ndarray) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=["transfer_cube"], default="transfer_cube")
+    parser.add_argument("--task", choices=sorted(SCRIPTS), default="transfer_cube")
     parser.add_argument("--episodes", type=int, default=50, help="seeds tried at most, from --first-seed")
     parser.add_argument("--first-seed", type=int, default=0, help="demonstration seeds (evaluation uses others)")
     parser.add_argument("--until-kept", type=int, help="stop once this many demonstrations are kept")
@@ -208,25 +294,24 @@ def main() -> int:
             break
         if seed in done:
             continue
-        joints, grippers, scripted = transfer_cube_script(seed)
+        joints, grippers, scripted = SCRIPTS[args.task](seed)
         joints[:, 6], joints[:, 13] = grippers[:, 0], grippers[:, 1]  # replay the gripper commands, not where they lagged
-        episode = replay(seed, joints, args.camera_every, args.image_size)
-        success = handed_over(episode["rewards"])
+        episode = replay(args.task, seed, joints, args.camera_every, args.image_size)
+        success = succeeded(args.task, episode["rewards"])
         if success and args.out:
             args.out.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(args.out / f"{args.task}-{seed:06d}.npz", task=args.task,
                                 **{k: v for k, v in episode.items() if k != "rewards"})
         kept += success
-        row = {"task": args.task, "seed": seed, "script_reward": int(scripted.max()), "script_handover": handed_over(scripted),
+        row = {"task": args.task, "seed": seed, "script_reward": int(scripted.max()), "script_success": succeeded(args.task, scripted),
                "replay_reward": int(episode["rewards"].max()), "kept": success}
         tried.append(row)
         print(json.dumps(row), flush=True)
         if args.log:  # after the episode's file: a seed in the log is finished
             with args.log.open("a") as handle:
                 handle.write(json.dumps(row) + "\n")
-    summary = {"task": args.task, "seeds": len(tried), "script_successes": sum(r["script_reward"] == TOP_REWARD for r in tried),
-               "script_handovers": sum(r.get("script_handover", False) for r in tried),
-               "kept": kept}
+    summary = {"task": args.task, "seeds": len(tried), "script_top_reward": sum(r["script_reward"] == TOP_REWARD for r in tried),
+               "script_successes": sum(r.get("script_success", False) for r in tried), "kept": kept}
     print(json.dumps(summary), flush=True)
     return 0
 

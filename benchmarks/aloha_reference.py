@@ -1,7 +1,7 @@
 """The ALOHA reference benchmark in one command: aloe's actor on gym-aloha's own task, beside
 the ACT paper's published figures.
 
-    .venv/bin/python benchmarks/aloha_reference.py --task transfer_cube
+    .venv/bin/python benchmarks/aloha_reference.py --task transfer_cube   (or --task insertion)
 
 Four steps, each resumable (run the same command again after a stop; it goes on from the
 first unfinished one, keeping what was done, in runs/aloha/<task>/):
@@ -218,7 +218,7 @@ def table(args, results: list, folder: Path) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=["transfer_cube"], default="transfer_cube")
+    parser.add_argument("--task", choices=sorted(PUBLISHED), default="transfer_cube")
     parser.add_argument("--demos", type=int, default=50, help="scripted demonstrations kept (ACT: 50)")
     parser.add_argument("--max-demo-seeds", type=int, default=200, help="seeds tried at most for them")
     parser.add_argument("--steps", type=int, help="BC steps (default: config/experiment-train.yaml's pretrain_steps)")

@@ -31,21 +31,26 @@ def load_benchmark():
     return module
 
 
-@pytest.fixture(scope="module")
-def demonstration(reference_python, tmp_path_factory):
-    """Seed 1's scripted transfer, replayed and kept (48x64 cameras), as its JSON line and folder."""
-    out = tmp_path_factory.mktemp("aloha")
-    run = subprocess.run([str(reference_python), str(ROOT / "benchmarks" / "aloha_demos.py"), "--task", "transfer_cube",
-                          "--episodes", "1", "--first-seed", "1", "--image-size", "48", "64", "--out", str(out)],
+def scripted(reference_python, task: str, seed: int, out: Path) -> dict:
+    """One seed of `aloha_demos.py` (48x64 cameras): its JSON line; a kept episode lands in `out`."""
+    run = subprocess.run([str(reference_python), str(ROOT / "benchmarks" / "aloha_demos.py"), "--task", task,
+                          "--episodes", "1", "--first-seed", str(seed), "--image-size", "48", "64", "--out", str(out)],
                          capture_output=True, text=True, timeout=600, env={**os.environ, "MUJOCO_GL": "egl"})
     assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(run.stdout.splitlines()[0]), out
+    return json.loads(run.stdout.splitlines()[0])
+
+
+@pytest.fixture(scope="module")
+def demonstration(reference_python, tmp_path_factory):
+    """Seed 1's scripted transfer, replayed and kept, as its JSON line and folder."""
+    out = tmp_path_factory.mktemp("aloha")
+    return scripted(reference_python, "transfer_cube", 1, out), out
 
 
 def test_a_scripted_transfer_succeeds_through_gym_aloha_and_becomes_an_episode(demonstration):
     seed, folder = demonstration
     # the end-effector episode hands the cube over (reward 4), and so does its joint replay
-    assert (seed["script_reward"], seed["script_handover"], seed["replay_reward"], seed["kept"]) == (4, True, 4, True), seed
+    assert (seed["script_reward"], seed["script_success"], seed["replay_reward"], seed["kept"]) == (4, True, 4, True), seed
 
     (episode,) = load_demonstrations(folder, image_size=(24, 32))
     assert len(episode) == 400 and episode.joints.shape == episode.actions.shape == (400, 14)
@@ -57,6 +62,17 @@ def test_a_scripted_transfer_succeeds_through_gym_aloha_and_becomes_an_episode(d
     assert np.abs(episode.images[20, 0].astype(int) - episode.images[20, 1].astype(int)).mean() > 10
     with pytest.raises(DataError, match="no ALOHA demonstrations"):
         load_demonstrations(folder / "empty", image_size=(24, 32))
+
+
+def test_a_scripted_insertion_puts_the_peg_in_the_socket_through_gym_aloha(reference_python, tmp_path):
+    """Seed 0: the end-effector script reaches the pin (reward 4), and so does the replay of
+    its joints in gym-aloha's joint-space insertion; the kept file is a valid episode."""
+    seed = scripted(reference_python, "insertion", 0, tmp_path)
+    assert (seed["script_reward"], seed["script_success"], seed["replay_reward"], seed["kept"]) == (4, True, 4, True), seed
+    (episode,) = load_demonstrations(tmp_path, image_size=(24, 32))
+    assert episode.task == "insertion" and episode.instruction == INSTRUCTIONS["insertion"] and len(episode) == 400
+    # both grippers closed on their objects mid-episode (0: closed, 1: open) after opening to reach them
+    assert episode.actions[100, [6, 13]].min() > 0.5 and episode.actions[300, [6, 13]].max() < 0.05
 
 
 class DemonstrationChunks:
