@@ -37,13 +37,13 @@ from aloha_server import Server
 
 EPISODE_STEPS = 400  # gym-aloha's episodes: 8 s at 50 Hz
 TOP_REWARD = 4
-# On MuJoCo 3 the end-effector model's mocap weld holds the wrist's orientation loosely: at
-# rest the right gripper sags 14 degrees in pitch (MuJoCo 2.3.7, which the ACT scripts were
-# written on: under 2), and grasps that need the wrist where it is sent fail. Measured with
-# the same waypoints on insertion: 0/30 at the model's torquescale 1, 20/20 at 10, 30/30 on
-# MuJoCo 2.3.7. The insertion script sets 10; the transfer script was written for the loose
-# weld and keeps it. Only the script's model: demonstrations are replayed in the joint-space task.
-INSERTION_WELD_TORQUESCALE = 10.0
+# On MuJoCo 3 the end-effector model's mocap welds hold the wrists' orientation loosely: at
+# rest the right gripper sags 14 degrees in pitch (on MuJoCo 2.3.7, which the ACT scripts were
+# written on: under 2), and grasps that need the wrist where it is sent fail. The same
+# ACT-style insertion waypoints succeeded in 0/30 episodes at the model's torquescale 1, 20/20
+# at 10 and 30/30 on MuJoCo 2.3.7; our transfer script made 41 demonstrations of 60 seeds at 1,
+# 58 at 10. Only the scripts' model: demonstrations are replayed in the joint-space task.
+WELD_TORQUESCALE = 10.0
 
 
 # ---------------------------------------------------------------- quaternions (w, x, y, z)
@@ -155,6 +155,12 @@ class Arm:
         return np.concatenate([position - rotate(mocap_quat, self.relpose_position), mocap_quat, [gripper]])
 
 
+def end_effector_physics(xml: str):
+    physics = mujoco.Physics.from_xml_path(str(ASSETS_DIR / xml))
+    physics.model.eq_data[:2, 10] = WELD_TORQUESCALE  # the welds' torquescale (eq_data: anchor, relpose, torquescale)
+    return physics
+
+
 def along(waypoints, step: int) -> tuple:
     """Linear interpolation between (step, position, quat, gripper) waypoints."""
     for (s0, p0, q0, g0), (s1, p1, q1, g1) in zip(waypoints, waypoints[1:]):
@@ -170,7 +176,7 @@ def transfer_cube_script(seed: int) -> tuple:
     the left hand (turned 90 degrees about x) comes to where the cube is held then, grasps
     it, and the right lets go. Returns the joint positions after each step, the gripper
     commands, and the end-effector episode's rewards."""
-    physics = mujoco.Physics.from_xml_path(str(ASSETS_DIR / "bimanual_viperx_end_effector_transfer_cube.xml"))
+    physics = end_effector_physics("bimanual_viperx_end_effector_transfer_cube.xml")
     env = control.Environment(physics, UnrenderedTransferCubeEE(seed), float("inf"), control_timestep=DT,
                               n_sub_steps=None, flat_observation=False)
     observation = env.reset().observation
@@ -212,8 +218,7 @@ def insertion_script(seed: int) -> tuple:
     10 cm from the meeting point, and both move 5 cm closer: the peg enters the socket and
     touches its pin. Open loop: the objects' landing places are all it reads. Returns what
     `transfer_cube_script` returns."""
-    physics = mujoco.Physics.from_xml_path(str(ASSETS_DIR / "bimanual_viperx_end_effector_insertion.xml"))
-    physics.model.eq_data[:2, 10] = INSERTION_WELD_TORQUESCALE
+    physics = end_effector_physics("bimanual_viperx_end_effector_insertion.xml")
     env = control.Environment(physics, UnrenderedInsertionEE(seed), float("inf"), control_timestep=DT,
                               n_sub_steps=None, flat_observation=False)
     observation = env.reset().observation
