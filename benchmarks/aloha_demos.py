@@ -39,10 +39,10 @@ EPISODE_STEPS = 400  # gym-aloha's episodes: 8 s at 50 Hz
 TOP_REWARD = 4
 # On MuJoCo 3 the end-effector model's mocap welds hold the wrists' orientation loosely: at
 # rest the right gripper sags 14 degrees in pitch (on MuJoCo 2.3.7, which the ACT scripts were
-# written on: under 2), and grasps that need the wrist where it is sent fail. The same
-# ACT-style insertion waypoints succeeded in 0/30 episodes at the model's torquescale 1, 20/20
-# at 10 and 30/30 on MuJoCo 2.3.7; our transfer script made 41 demonstrations of 60 seeds at 1,
-# 58 at 10. Only the scripts' model: demonstrations are replayed in the joint-space task.
+# written on: under 2), and grasps that need the wrist where it is sent fail. Kept
+# demonstrations at the model's torquescale 1 and at 10: transfer cube 51 and 77 of seeds
+# 0-79, insertion 0 and 46 of seeds 0-49 (docs/results.md). Only the scripts' model:
+# demonstrations are replayed in the joint-space task, which stays as gym-aloha has it.
 WELD_TORQUESCALE = 10.0
 
 
@@ -155,9 +155,9 @@ class Arm:
         return np.concatenate([position - rotate(mocap_quat, self.relpose_position), mocap_quat, [gripper]])
 
 
-def end_effector_physics(xml: str):
+def end_effector_physics(xml: str, torquescale: float):
     physics = mujoco.Physics.from_xml_path(str(ASSETS_DIR / xml))
-    physics.model.eq_data[:2, 10] = WELD_TORQUESCALE  # the welds' torquescale (eq_data: anchor, relpose, torquescale)
+    physics.model.eq_data[:2, 10] = torquescale  # the welds' (eq_data: anchor, relpose, torquescale)
     return physics
 
 
@@ -171,12 +171,12 @@ def along(waypoints, step: int) -> tuple:
     return p, q, g
 
 
-def transfer_cube_script(seed: int) -> tuple:
+def transfer_cube_script(seed: int, torquescale: float = WELD_TORQUESCALE) -> tuple:
     """The right hand picks the cube (tilted 60 degrees about y), carries it to the middle;
     the left hand (turned 90 degrees about x) comes to where the cube is held then, grasps
     it, and the right lets go. Returns the joint positions after each step, the gripper
     commands, and the end-effector episode's rewards."""
-    physics = end_effector_physics("bimanual_viperx_end_effector_transfer_cube.xml")
+    physics = end_effector_physics("bimanual_viperx_end_effector_transfer_cube.xml", torquescale)
     env = control.Environment(physics, UnrenderedTransferCubeEE(seed), float("inf"), control_timestep=DT,
                               n_sub_steps=None, flat_observation=False)
     observation = env.reset().observation
@@ -212,13 +212,13 @@ def transfer_cube_script(seed: int) -> tuple:
     return np.array(positions), np.array(grippers), np.array(rewards)
 
 
-def insertion_script(seed: int) -> tuple:
+def insertion_script(seed: int, torquescale: float = WELD_TORQUESCALE) -> tuple:
     """Each hand takes its object from the middle's side, fingers tilted 60 degrees down and
     their tips 5 mm above the table (the right the peg, the left the socket), carries it to
     10 cm from the meeting point, and both move 5 cm closer: the peg enters the socket and
     touches its pin. Open loop: the objects' landing places are all it reads. Returns what
     `transfer_cube_script` returns."""
-    physics = end_effector_physics("bimanual_viperx_end_effector_insertion.xml")
+    physics = end_effector_physics("bimanual_viperx_end_effector_insertion.xml", torquescale)
     env = control.Environment(physics, UnrenderedInsertionEE(seed), float("inf"), control_timestep=DT,
                               n_sub_steps=None, flat_observation=False)
     observation = env.reset().observation
@@ -287,6 +287,8 @@ def main() -> int:
     parser.add_argument("--first-seed", type=int, default=0, help="demonstration seeds (evaluation uses others)")
     parser.add_argument("--until-kept", type=int, help="stop once this many demonstrations are kept")
     parser.add_argument("--camera-every", type=int, default=10, help="steps between top-camera images (10: 5 Hz)")
+    parser.add_argument("--weld-torquescale", type=float, default=WELD_TORQUESCALE,
+                        help="the scripts' end-effector welds (1: the model's own, which MuJoCo 3 holds loosely)")
     parser.add_argument("--image-size", type=int, nargs=2, default=[240, 320], metavar=("H", "W"))
     parser.add_argument("--out", type=Path, help="folder for the kept episodes (.npz); none: only the rates")
     parser.add_argument("--log", type=Path, help="JSON lines, one per seed tried; seeds already there are not tried again")
@@ -299,7 +301,7 @@ def main() -> int:
             break
         if seed in done:
             continue
-        joints, grippers, scripted = SCRIPTS[args.task](seed)
+        joints, grippers, scripted = SCRIPTS[args.task](seed, args.weld_torquescale)
         joints[:, 6], joints[:, 13] = grippers[:, 0], grippers[:, 1]  # replay the gripper commands, not where they lagged
         episode = replay(args.task, seed, joints, args.camera_every, args.image_size)
         success = succeeded(args.task, episode["rewards"])
