@@ -294,6 +294,11 @@ def main() -> int:
     parser.add_argument("--log", type=Path, help="JSON lines, one per seed tried; seeds already there are not tried again")
     args = parser.parse_args()
     tried = [json.loads(line) for line in args.log.read_text().splitlines()] if args.log and args.log.exists() else []
+    made_otherwise = {row.get("weld_torquescale", 1.0) for row in tried} - {args.weld_torquescale}
+    if made_otherwise:  # rows before the torquescale was logged were made at the model's 1
+        print(f"aloha_demos: {args.log} holds demonstrations made at weld torquescale {made_otherwise.pop():g}, "
+              f"not {args.weld_torquescale:g}: use another folder", file=sys.stderr)
+        return 3
     done = {row["seed"] for row in tried}
     kept = sum(row["kept"] for row in tried)
     for seed in range(args.first_seed, args.first_seed + args.episodes):
@@ -311,7 +316,8 @@ def main() -> int:
                                 **{k: v for k, v in episode.items() if k != "rewards"})
         kept += success
         row = {"task": args.task, "seed": seed, "script_reward": int(scripted.max()), "script_success": succeeded(args.task, scripted),
-               "replay_reward": int(episode["rewards"].max()), "kept": success}
+               "replay_reward": int(episode["rewards"].max()), "kept": success,
+               "weld_torquescale": args.weld_torquescale}
         tried.append(row)
         print(json.dumps(row), flush=True)
         if args.log:  # after the episode's file: a seed in the log is finished

@@ -65,7 +65,10 @@ def demonstrations(args, folder: Path) -> Path:
         say(f"scripted demonstrations: {kept} of {args.demos} kept so far")
         command = [str(REFERENCE_PYTHON), str(ROOT / "benchmarks" / "aloha_demos.py"), "--task", args.task, "--first-seed", "0",
                    "--episodes", str(args.max_demo_seeds), "--until-kept", str(args.demos), "--out", str(demos), "--log", str(log)]
-        if subprocess.run(command, env={**os.environ, "MUJOCO_GL": "egl"}).returncode:
+        code = subprocess.run(command, env={**os.environ, "MUJOCO_GL": "egl"}).returncode
+        if code == 3:  # aloha_demos: the log was made with other settings
+            raise SystemExit(f"{folder} holds demonstrations the script makes otherwise now (see above); use another --out")
+        if code:
             raise SystemExit("the demonstrations stopped with an error (see above); the same command goes on from there")
     tried = read_lines(log)
     kept = sum(row["kept"] for row in tried)
