@@ -248,11 +248,10 @@ def insertion_script(seed: int, torquescale: float = WELD_TORQUESCALE) -> tuple:
 SCRIPTS = {"transfer_cube": transfer_cube_script, "insertion": insertion_script}
 
 
-def replay(task: str, seed: int, joints: np.ndarray, camera_every: int, image_size) -> dict:
+def replay(server: Server, seed: int, joints: np.ndarray, camera_every: int) -> dict:
     """The joint trajectory (gripper columns: the commands) through the joint-space task
     from the state its env's `reset(seed)` gives, in the server the evaluation steps (so a
     kept demonstration starts where an evaluation episode of its seed would)."""
-    server = Server(task, image_size)
     qpos = [server.reset(seed)["qpos"]]
     images, image_steps, rewards = [], [], []
     for step, action in enumerate(joints):
@@ -301,6 +300,7 @@ def main() -> int:
         return 3
     done = {row["seed"] for row in tried}
     kept = sum(row["kept"] for row in tried)
+    server = Server(args.task, args.image_size)
     for seed in range(args.first_seed, args.first_seed + args.episodes):
         if args.until_kept is not None and kept >= args.until_kept:
             break
@@ -308,7 +308,7 @@ def main() -> int:
             continue
         joints, grippers, scripted = SCRIPTS[args.task](seed, args.weld_torquescale)
         joints[:, 6], joints[:, 13] = grippers[:, 0], grippers[:, 1]  # replay the gripper commands, not where they lagged
-        episode = replay(args.task, seed, joints, args.camera_every, args.image_size)
+        episode = replay(server, seed, joints, args.camera_every)
         success = succeeded(args.task, episode["rewards"])
         if success and args.out:
             args.out.mkdir(parents=True, exist_ok=True)
