@@ -100,7 +100,7 @@ def train_bc(args, demos: Path, folder: Path) -> Path:
         return model_path
     config = build_config(argparse.Namespace(config=[str(ROOT / "config" / "experiment-train.yaml")], steps=args.steps,
                                              seed=args.seed, set=[f"model.head_crop={TABLE_CROP}", *args.set]))
-    episodes = load_demonstrations(demos, tuple(config.model.image_size), tuple(config.model.head_crop))[:args.demos]
+    episodes = load_demonstrations(demos, tuple(config.model.image_size), tuple(config.model.head_crop), limit=args.demos)
     say(f"BC on {len(episodes)} demonstrations ({sum(len(e) for e in episodes)} steps), {config.pretrain_steps} steps")
     torch.set_num_threads(args.threads)
     resume = ResumeFile.for_rank(folder / "resume.pt", 500, {"config": to_dict(config), "data": fingerprint(episodes)},

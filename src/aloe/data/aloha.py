@@ -36,8 +36,9 @@ def load_demonstration(path: Path, image_size, head_crop=()) -> Episode:
     )
 
 
-def load_demonstrations(folder: Path, image_size, head_crop=()) -> list:
-    paths = sorted(Path(folder).glob("*.npz"))
+def load_demonstrations(folder: Path, image_size, head_crop=(), limit=None) -> list:
+    """The folder's demonstrations in name (seed) order, the first `limit` of them if given."""
+    paths = sorted(Path(folder).glob("*.npz"))[:limit]
     if not paths:
         raise DataError(f"no ALOHA demonstrations (.npz) in {folder}")
     return [load_demonstration(path, image_size, head_crop) for path in paths]
