@@ -190,14 +190,19 @@ def test_at_full_speed_a_recorded_demonstration_matches_the_in_process_one_besid
         hog.kill()
         hog.wait()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "operator silent" not in result.stdout and "no command within" not in result.stdout, result.stdout[-3000:]
+    # While the episode ran (after it, the operator is silent and the graph stops: no matter)
+    episode = result.stdout.split("sim_robot]: episode ")[0]
+    assert "operator silent" not in episode and "no command within" not in episode, episode[-3000:]
     (bag,) = (tmp_path / "bags").iterdir()
     recorded = read_episode(bag, aloe_typestore(), image_size=(24, 32))
     in_process = demonstrate("drawer", 503, camera_every=0)
     assert recorded.outcome == in_process["outcome"] == "success"
-    # No pauses: not longer than in process (a loaded recorder may open the bag a few
-    # steps late, so it can be shorter), and the joints reach a command as many steps
-    # after it as in process (one more, free-running).
+    # No pauses: not longer than in process (free-running: ~40 % longer; a loaded recorder
+    # may open the bag a few steps late, so it can be shorter), and the joints reach a
+    # command as many steps after it as in process, 2. The bag aligns commands by when the
+    # recorder received them: a recorder starved of the CPU can take a command in after the
+    # next joint state, which reads as one step more (1 run in 10 beside a second graph).
     steps = len(in_process["actions"])
     assert 0.9 * steps <= len(recorded.actions) <= 1.03 * steps, (len(recorded.actions), steps)
-    assert command_lag(recorded.joints, recorded.actions) == command_lag(in_process["joints"], in_process["actions"]) == 2
+    assert command_lag(in_process["joints"], in_process["actions"]) == 2
+    assert command_lag(recorded.joints, recorded.actions) in (2, 3)
