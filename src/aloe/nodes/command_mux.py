@@ -11,6 +11,7 @@ import sys
 
 from aloe_msgs.msg import JointCommand
 from rclpy.node import Node
+from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
@@ -47,7 +48,6 @@ class CommandMux(Node):
         self.arbiter = CommandArbiter(limits, self.get_parameter("source_timeout_s").value, self.get_parameter("max_command_age_s").value)
         self.last_reason = None
         self.published_since_tick = False
-        self.source_stamps = {}  # each source's latest accepted header stamp, forwarded exactly as it came
 
         command = topic("command")
         self.output = self.create_publisher(JointCommand, command.name, command.qos)
@@ -82,7 +82,6 @@ class CommandMux(Node):
             else:
                 self.get_logger().warning(f"rejected {SOURCE_NAMES[source]} command: {rejection.reason}; holding", throttle_duration_sec=1.0)
             return
-        self.source_stamps[source] = msg.header.stamp
         # Forward the source in control at once: waiting for the next tick would add up to
         # a tick of latency and, as the two clocks drift, skip or repeat its commands.
         if self.arbiter.in_control(self.now()) == source:
@@ -122,7 +121,7 @@ class CommandMux(Node):
         msg = JointCommand(
             positions=c.positions.tolist(), source=c.source, policy_version=c.policy_version, chunk_id=c.chunk_id, step=c.step
         )
-        msg.header.stamp = self.get_clock().now().to_msg() if c.stamp is None else self.source_stamps[c.source]
+        msg.header.stamp = self.get_clock().now().to_msg() if c.stamp is None else Time(nanoseconds=round(c.stamp * 1e9)).to_msg()
         publish_sample(self, self.output, msg)
         self.published_since_tick = True
 

@@ -13,10 +13,8 @@ with the tick it answers) before the next, so the operator acts as promptly as i
 however loaded the machine is. Free-running, the sim ticked on while the command crossed
 the graph: drawer's demonstrations lagged a step more, paused when the mux timed the
 operator out, and ran ~40 % longer than in process. A wait that gets no command within
-`lockstep_timeout_s` (wall, and as many resends as fit in it, so a process starved of the
-CPU for longer does not give up on an answer still waiting in its queue) lets the sim run
-free until the mux forwards an operator's command again, so a graph without a mux, or with
-the mux stopped, still runs.
+`lockstep_timeout_s` (wall) lets the sim run free until the mux forwards an operator's
+command again, so a graph without a mux, or with the mux stopped, still runs.
 """
 import sys
 import time
@@ -37,6 +35,8 @@ from aloe.sim.env import CONTROL_DT, SimError
 from aloe.sim.scene import JOINT_NAMES
 from aloe.sim.session import SimSession
 
+# Stamps pass through float seconds in the mux: at today's epoch that rounds to ~0.3 us.
+STAMP_TOLERANCE_NS = 1_000_000
 # A command that has not come back within this (wall) is sent again. Fast DDS loses the
 # odd small sample while the cameras' images fill its shared memory, and repairs it only
 # at the next heartbeat (3 s); a newer sample makes the reader ask for it at once.
@@ -54,7 +54,7 @@ PARAMETERS = {
     "scripted_operator": True,  # the expert drives through operator/command
     "operator_mode": "demonstrate",  # or "takeover": only after a critic's request or takeover_after_s
     "takeover_after_s": 0.0,  # episode time after which the operator takes over (0: never)
-    "lockstep_timeout_s": 5.0,  # at real_time_factor 0: wall seconds a tick waits for the operator's command
+    "lockstep_timeout_s": 1.0,  # at real_time_factor 0: wall seconds a tick waits for the operator's command
 }
 
 
@@ -104,7 +104,7 @@ class SimRobotNode(Node):
         self.tick_timer = self.create_timer(period, self.tick)
         # Lockstep (real_time_factor 0): a tick that sent the operator's command waits for it.
         self.lockstep = self.real_time_factor == 0
-        self.mux_forwards, self.waiting_since, self.tick_stamp_ns, self.resends = False, None, 0, 0
+        self.mux_forwards, self.waiting_since, self.tick_stamp_ns = False, None, 0
         self.operator_message = None  # the operator's command of the tick that waits, resent until it returns
         if self.lockstep:
             self.create_timer(LOCKSTEP_RESEND_S, self.check_lockstep_wait)
@@ -114,7 +114,7 @@ class SimRobotNode(Node):
         # The operator's answer to the last tick is stamped at it (the mux keeps its
         # source's stamp); an earlier stamp answers an earlier tick: newest, but no answer.
         stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
-        answer = msg.source == JointCommand.SOURCE_OPERATOR and stamp_ns >= self.tick_stamp_ns
+        answer = msg.source == JointCommand.SOURCE_OPERATOR and stamp_ns >= self.tick_stamp_ns - STAMP_TOLERANCE_NS
         if self.waiting_since is not None and answer:
             self.waiting_since = None
             self.tick_timer.reset()
@@ -160,10 +160,7 @@ class SimRobotNode(Node):
         waited = time.monotonic() - self.waiting_since
         if waited > LOCKSTEP_RESEND_S:
             publish_sample(self, self.operator, self.operator_message)
-            self.resends += 1
-        # Both: a wall second, and a resend's chance per 20 ms of it. After the process was
-        # starved, this timer runs first, and the answer queued meanwhile right after it.
-        if waited > self.lockstep_timeout_s and self.resends * LOCKSTEP_RESEND_S >= self.lockstep_timeout_s:
+        if waited > self.lockstep_timeout_s:
             self.get_logger().warning(
                 f"no command within lockstep_timeout_s ({self.lockstep_timeout_s:g} s): running free until the mux forwards the operator again",
                 throttle_duration_sec=5.0,
@@ -215,7 +212,7 @@ class SimRobotNode(Node):
             self.end_episode.call_async(EndEpisode.Request(outcome=outcome, reason=reason))
         if self.lockstep and self.mux_forwards and tick.operator_command is not None:
             self.tick_timer.cancel()  # on_command (or the timeout) starts the next tick
-            self.waiting_since, self.resends = time.monotonic(), 0
+            self.waiting_since = time.monotonic()
 
     def destroy_node(self):
         if self.session is not None:
