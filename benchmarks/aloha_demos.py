@@ -70,9 +70,9 @@ def rotate(q, vector):
 
 # ---------------------------------------------------------------- the end-effector task
 
-class UnrenderedTransferCubeEE(TransferCubeEndEffectorTask):
-    """gym-aloha's end-effector transfer task with the cube where `reset(seed)` of the
-    joint-space env puts it (the EE task draws it unseeded) and no camera rendered."""
+class SeededEndEffectorTask:
+    """A gym-aloha end-effector task with its objects where `reset(seed)` of the joint-space
+    env puts them (the EE tasks draw them unseeded) and no camera rendered."""
 
     def __init__(self, seed: int):
         super().__init__()
@@ -80,28 +80,24 @@ class UnrenderedTransferCubeEE(TransferCubeEndEffectorTask):
 
     def initialize_episode(self, physics):
         self.initialize_robots(physics)
+        self.place_objects(physics)
+        base.Task.initialize_episode(self, physics)
+
+
+class UnrenderedTransferCubeEE(SeededEndEffectorTask, TransferCubeEndEffectorTask):
+    def place_objects(self, physics):
         box = physics.model.name2id("red_box_joint", "joint")
         physics.data.qpos[box:box + 7] = sample_box_pose(self.seed)
-        base.Task.initialize_episode(self, physics)
 
     def get_observation(self, physics):
         return {"qpos": self.get_qpos(physics), "cube": physics.data.qpos[16:19].copy()}
 
 
-class UnrenderedInsertionEE(InsertionEndEffectorTask):
-    """gym-aloha's end-effector insertion task with the peg and socket where `reset(seed)` of
-    the joint-space env puts them and no camera rendered."""
-
-    def __init__(self, seed: int):
-        super().__init__()
-        self.seed = seed
-
-    def initialize_episode(self, physics):
-        self.initialize_robots(physics)
+class UnrenderedInsertionEE(SeededEndEffectorTask, InsertionEndEffectorTask):
+    def place_objects(self, physics):
         peg, socket = sample_insertion_pose(self.seed)
         physics.named.data.qpos["red_peg_joint"] = peg
         physics.named.data.qpos["blue_socket_joint"] = socket
-        base.Task.initialize_episode(self, physics)
 
     def get_observation(self, physics):
         data = physics.named.data
@@ -139,7 +135,7 @@ class Arm:
         mesh = model.geom_dataid[geom]
         vertices = model.mesh_vert[model.mesh_vertadr[mesh]:model.mesh_vertadr[mesh] + model.mesh_vertnum[mesh]]
         world = vertices @ data.geom_xmat[geom].reshape(3, 3).T + data.geom_xpos[geom]
-        return float(np.max([rotate(quat_conjugate(self.start_quat), v - self.start_position)[0] for v in world]))
+        return float(np.max((world - self.start_position) @ rotate(self.start_quat, [1.0, 0.0, 0.0])))
 
     def waypoint(self, step: int, fingers, quat, gripper: float) -> tuple:
         """(step, gripper link position, quat, gripper opening 0..1) with the fingers at `fingers`."""

@@ -240,6 +240,8 @@ def main() -> int:
         import yaml
 
         args.steps = yaml.safe_load((ROOT / "config" / "experiment-train.yaml").read_text())["pretrain_steps"]
+    if args.demos < 1:
+        raise SystemExit(f"--demos {args.demos}: at least one demonstration is needed")
     if args.first_seed < args.max_demo_seeds:
         raise SystemExit(f"--first-seed {args.first_seed} overlaps the demonstration seeds 0-{args.max_demo_seeds - 1}")
     folder = args.out / args.task
