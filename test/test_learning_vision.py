@@ -84,3 +84,39 @@ def test_the_encoder_shifts_only_while_training(shift):
     assert torch.equal(encoder(images), encoder(images))
     encoder.train()
     assert torch.equal(encoder(images), encoder(images)) == (shift == 0)
+
+
+def encoder_and_inputs(**overrides):
+    from aloe.learning.networks import ObservationEncoder
+
+    model = ModelConfig(image_size=SIZE, use_language=False, feature_dim=32, keypoints=4, encoder_widths=(8, 8),
+                        head_crop=(), random_shift=0, **overrides)
+    torch.manual_seed(0)
+    joints = torch.randn(4, model.joint_dim)
+    images = torch.randint(0, 255, (4, 3, *SIZE, 3), dtype=torch.uint8)
+    return ObservationEncoder(model), joints, images
+
+
+def test_without_wrist_cameras_the_encoder_sees_the_head_camera_alone():
+    encoder, joints, images = encoder_and_inputs(use_wrist_cameras=False)
+    other_wrists, other_head = images.clone(), images.clone()
+    other_wrists[:, 1:] = 255 - other_wrists[:, 1:]
+    other_head[:, 0] = 255 - other_head[:, 0]
+    assert torch.equal(encoder(joints, other_wrists), encoder(joints, images))
+    assert not torch.allclose(encoder(joints, other_head), encoder(joints, images))
+    with_wrists, _, _ = encoder_and_inputs()
+    assert not torch.allclose(with_wrists(joints, other_wrists), with_wrists(joints, images))
+
+
+def test_joint_noise_perturbs_the_robot_joints_in_training_only():
+    encoder, joints, images = encoder_and_inputs(joint_noise=0.1, joint_dim=18, privileged_state_dim=4)
+    joints = torch.randn(4, 18)
+    encoder.eval()
+    assert torch.equal(encoder(joints, images), encoder(joints, images))
+    encoder.train()
+    assert not torch.allclose(encoder(joints, images), encoder(joints, images))
+    # The privileged object state (the last 4 entries) gets no noise: zero the robot joints'
+    # weights and training-mode outputs agree again.
+    with torch.no_grad():
+        encoder.joints.weight[:, :14] = 0
+    assert torch.equal(encoder(joints, images), encoder(joints, images))

@@ -16,6 +16,11 @@ class ModelConfig:
     # refuses such a checkpoint. 0 for every real policy.
     privileged_state_dim: int = 0
     cameras: int = 3  # head, left wrist, right wrist
+    # Ladder ablations (docs/results.md): False feeds the encoder the head camera only;
+    # joint_noise adds Gaussian noise of this std to the normalised joints in training
+    # (against copying the proprioception instead of looking).
+    use_wrist_cameras: bool = True
+    joint_noise: float = 0.0
     image_size: tuple = (96, 128)  # (height, width) the encoder sees
     # The head camera's window (top, left, height, width, fractions of its image) cut out
     # before resizing to image_size; () takes the whole image. The tasks' workspace fills

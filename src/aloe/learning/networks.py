@@ -92,8 +92,9 @@ class ObservationEncoder(nn.Module):
         parts = width  # joints
         if config.use_images:
             self.images = ImageEncoder(config.keypoints, tuple(config.encoder_widths), config.random_shift)
-            self.camera_embedding = nn.Parameter(torch.randn(config.cameras, self.images.out_dim) * 0.02)
-            parts += config.cameras * self.images.out_dim
+            self.seen_cameras = config.cameras if config.use_wrist_cameras else 1  # the head comes first
+            self.camera_embedding = nn.Parameter(torch.randn(self.seen_cameras, self.images.out_dim) * 0.02)
+            parts += self.seen_cameras * self.images.out_dim
         if config.use_language:
             self.language = TokenAttentionPool(width) if config.language_tokens else nn.Linear(EMBEDDING_DIM, width)
             parts += width
@@ -103,8 +104,14 @@ class ObservationEncoder(nn.Module):
     def forward(self, joints, images=None, language=None):
         """joints (B, J) normalised; images (B, cameras, H, W, 3) uint8; language the sentence
         vectors (B, 384), or with `language_tokens` the pair (tokens (B, L, 384), mask (B, L))."""
+        if self.training and self.config.joint_noise:
+            robot = self.config.joint_dim - self.config.privileged_state_dim  # the object state stays exact
+            noise = torch.zeros_like(joints)
+            noise[:, :robot] = self.config.joint_noise * torch.randn_like(joints[:, :robot])
+            joints = joints + noise
         parts = [self.joints(joints)]
         if self.config.use_images:
+            images = images[:, : self.seen_cameras]
             batch, cameras = images.shape[:2]
             per_camera = self.images(images.flatten(0, 1)).view(batch, cameras, -1) + self.camera_embedding
             parts.append(per_camera.flatten(1))
