@@ -3,13 +3,14 @@ and bad bags named and skipped; which episodes a resumed recording already holds
 import numpy as np
 import pytest
 
-from aloe.data.bag_dataset import load_bags, load_episode, recorded_episodes
+from aloe.data.bag_dataset import load_bags, load_episode, read_episode, recorded_episodes
 from aloe.data.recording import EpisodeBag, aloe_typestore
 from aloe.graph.topics import CAMERAS
 from aloe.learning.config import DataConfig
 from aloe.learning.data import DataError, chunk_transitions
 
 MS = 1_000_000
+UNIT = 0.01  # joint positions per step in `write_bag`: an arm moving 0.5 rad/s
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +24,10 @@ def header(store, ns):
 
 
 def write_bag(store, path, steps=100, operator=range(40, 60), image_every=10, outcome="success", dof=2, stages=None):
-    """State k at 20k ms; command k (positions k, operator inside `operator`) 5 ms later,
-    none after the last state; a three-camera set on every `image_every`-th state; `stages`,
-    {step: done flags}, published on task/stages stamped as that step's state."""
+    """State k at 20k ms (positions (k + 0.5) UNIT); command k (positions k UNIT, the
+    operator's inside `operator`) 5 ms later, none after the last state; a three-camera
+    set on every `image_every`-th state; `stages`, {step: done flags}, published on
+    task/stages stamped as that step's state."""
     types = {"/r/joint_states": "sensor_msgs/msg/JointState", "/r/command": "aloe_msgs/msg/JointCommand",
              "/r/task/stages": "aloe_msgs/msg/TaskStages", **{f"/r/cameras/{c}/image_raw": "sensor_msgs/msg/Image" for c in CAMERAS}}
     bag = EpisodeBag(path, types, store)
@@ -36,7 +38,7 @@ def write_bag(store, path, steps=100, operator=range(40, 60), image_every=10, ou
     State, Command, Image = (store.types[t] for t in ("sensor_msgs/msg/JointState", "aloe_msgs/msg/JointCommand", "sensor_msgs/msg/Image"))
     for k in range(steps):
         now = 20 * k * MS
-        state = State(header=header(store, now), name=["j"] * dof, position=np.full(dof, k + 0.5), velocity=np.zeros(dof), effort=np.zeros(0))
+        state = State(header=header(store, now), name=["j"] * dof, position=np.full(dof, (k + 0.5) * UNIT), velocity=np.zeros(dof), effort=np.zeros(0))
         bag.write("/r/joint_states", now, store.serialize_cdr(state, "sensor_msgs/msg/JointState"))
         if k % image_every == 0:
             for c, camera in enumerate(CAMERAS):
@@ -44,7 +46,7 @@ def write_bag(store, path, steps=100, operator=range(40, 60), image_every=10, ou
                 image = Image(header=header(store, now), height=8, width=10, encoding="rgb8", is_bigendian=0, step=30, data=pixels.ravel())
                 bag.write(f"/r/cameras/{camera}/image_raw", now + MS, store.serialize_cdr(image, "sensor_msgs/msg/Image"))
         if k < steps - 1:
-            command = Command(header=header(store, now), positions=np.full(dof, float(k)), source=1 if k in operator else 0,
+            command = Command(header=header(store, now), positions=np.full(dof, k * UNIT), source=1 if k in operator else 0,
                               policy_version="v1", chunk_id=0, step=k)
             bag.write("/r/command", now + 5 * MS, store.serialize_cdr(command, "aloe_msgs/msg/JointCommand"))
     bag.close({"episode_id": path.name, "task": "insertion", "instruction": "pack it", "outcome": outcome})
@@ -54,9 +56,9 @@ def test_a_bag_becomes_the_episode_that_was_recorded(store, tmp_path):
     write_bag(store, tmp_path / "ep1")
     episode, cached = load_episode(tmp_path / "ep1", store, image_size=(8, 10))
     assert not cached and len(episode) == 100
-    np.testing.assert_allclose(episode.joints[:, 0], np.arange(100) + 0.5)
+    np.testing.assert_allclose(episode.joints[:, 0], (np.arange(100) + 0.5) * UNIT, rtol=1e-6)
     # The action from state t is command t; the last state holds the last command.
-    np.testing.assert_allclose(episode.actions[:, 0], [*range(99), 98])
+    np.testing.assert_allclose(episode.actions[:, 0], np.array([*range(99), 98]) * UNIT, rtol=1e-6)
     assert list(np.flatnonzero(episode.operator)) == list(range(40, 60))
     assert (episode.outcome, episode.task, episode.instruction, episode.episode_id) == ("success", "insertion", "pack it", "ep1")
     assert list(episode.image_steps) == list(range(0, 100, 10))
@@ -64,6 +66,29 @@ def test_a_bag_becomes_the_episode_that_was_recorded(store, tmp_path):
     transitions = chunk_transitions([episode], horizon=10, config=DataConfig(stride=5))
     assert len(transitions) == 20  # a terminal episode: a chunk every 5 steps, to the end
     assert list(np.flatnonzero(transitions.intervention)) == list(range(7, 12))  # chunks touching steps 40-59
+
+
+def test_a_reset_lead_in_is_left_out_from_the_jump_to_the_first_command_the_robot_followed(store, tmp_path):
+    # As recorded in round 0: three states at the previous episode's pose, the reset's jump,
+    # then commands the mux ramped from the old pose (0.06 per step), which the robot ignored
+    # while it resynced, until one came within RESYNC_TOLERANCE of its pose.
+    joints = np.r_[np.full(3, 1.0), np.arange(60) * UNIT]
+    commands = np.r_[1.0 - 0.06 * np.arange(1, 12), joints[11:] + UNIT]
+    State, Command = store.types["sensor_msgs/msg/JointState"], store.types["aloe_msgs/msg/JointCommand"]
+    bag = EpisodeBag(tmp_path / "reset", {"/r/joint_states": "sensor_msgs/msg/JointState", "/r/command": "aloe_msgs/msg/JointCommand"}, store)
+    for k, (joint, command) in enumerate(zip(joints, commands)):
+        state = State(header=header(store, 20 * k * MS), name=["j"] * 2, position=np.full(2, joint), velocity=np.zeros(2), effort=np.zeros(0))
+        bag.write("/r/joint_states", 20 * k * MS, store.serialize_cdr(state, "sensor_msgs/msg/JointState"))
+        msg = Command(header=header(store, 20 * k * MS), positions=np.full(2, command), source=1, policy_version="", chunk_id=0, step=k)
+        bag.write("/r/command", 20 * k * MS + 5 * MS, store.serialize_cdr(msg, "aloe_msgs/msg/JointCommand"))
+    bag.close({"episode_id": "reset", "task": "insertion", "instruction": "pack it", "outcome": "success"})
+    episode = read_episode(tmp_path / "reset", store)
+    # The old pose's states were within reach of the first stale commands: the jump, not
+    # the tolerance alone, tells them apart.
+    # The first kept command is the ramp's 0.34, 0.27 from the pose 0.07.
+    assert len(episode) == len(joints) - 10
+    np.testing.assert_allclose(episode.joints[:, 0], joints[10:], rtol=1e-6)
+    np.testing.assert_allclose(episode.actions[:, 0], [0.34, *(joints[11:] + UNIT)], rtol=1e-6)
 
 
 def test_the_stages_topic_gives_each_step_its_share_of_the_stages_reached(store, tmp_path):

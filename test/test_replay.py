@@ -3,6 +3,7 @@ import subprocess
 import sys
 import threading
 
+import pytest
 from aloe_msgs.msg import JointCommand, QValue
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
@@ -10,7 +11,7 @@ from sensor_msgs.msg import Image, JointState
 from aloe.data.recording import aloe_typestore
 from aloe.graph.topics import topic
 from ros_helpers import node, spin_until
-from test_bag_dataset import write_bag
+from test_bag_dataset import UNIT, write_bag
 from test_policy_node import checkpoints  # noqa: F401  (fixture)
 
 
@@ -33,7 +34,7 @@ def test_play_republishes_the_episode_and_its_q_trajectory(rclpy_context, tmp_pa
     spin_until(rclpy_context, [tester], lambda: False, timeout_s=0.5)
     assert player.returncode == 0, "".join(output)
     assert "played 229 messages" in "".join(output)  # 100 states, 99 commands, 10 x 3 images
-    assert [s.position[0] for s in got["states"]] == [k + 0.5 for k in range(100)]
+    assert [s.position[0] for s in got["states"]] == pytest.approx([(k + 0.5) * UNIT for k in range(100)])
     assert len(got["commands"]) == 99 and len(got["images"]) == 10
     assert [q.chunk_id for q in got["q"]] == list(range(0, 99, 10))  # the episode's steps: those with a command
     assert all(q.pessimistic <= q.mean for q in got["q"]) and got["clock"]

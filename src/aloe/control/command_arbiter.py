@@ -22,6 +22,9 @@ SOURCE_NAMES = {POLICY: "POLICY", OPERATOR: "OPERATOR", HOLD: "HOLD"}
 # measurements it allows at least one 20 ms sample's worth (0.6), more when samples were
 # missed in between (a starved subscriber), so only a reset reads as a jump.
 JUMP_SPEED, SAMPLE_DT = 30.0, 0.02
+# After a reset a robot follows only a command this close to its pose (rad, or gripper
+# units): anything further was computed for the pose before (the simulator's rule).
+RESYNC_TOLERANCE = 0.3
 
 # ViperX 300 s arm limits (rad), twice for the two ALOHA arms; the gripper is normalised
 # to [0, 1] (closed .. open). The mux's defaults; override per robot in its parameters.

@@ -3,7 +3,8 @@ images, stages and outcome, with a cache so that a bag is decoded once.
 
 Control step t is the t-th `joint_states` message. The action at t is the newest command
 on `command` logged before state t+1 arrived: the one the robot executed from state t (it
-holds the previous one when none came). Steps before the first command are left out.
+holds the previous one when none came). Steps before the first command are left out, and
+so is a reset's lead-in (`lead_in_end`).
 A camera set (all cameras with the same stamp) belongs to the newest step whose state is
 stamped at or before it. Images are decoded once and resized to the model's size. The
 stages on `task/stages` (when recorded) give each step the share of the task's stages
@@ -17,13 +18,15 @@ from typing import Optional
 import numpy as np
 import yaml
 
-from aloe.control.command_arbiter import OPERATOR
+from aloe.control.command_arbiter import JUMP_SPEED, OPERATOR, RESYNC_TOLERANCE, SAMPLE_DT
 from aloe.data.images import ImageEncodingError, rgb_array
 from aloe.graph.topics import CAMERAS
 from aloe.learning.camera_view import camera_view
 from aloe.learning.data import DataError, Episode, stages_reached
 
-CACHE_VERSION = "3"  # 2: with the stages of task/stages; 3: a success ends with every stage reached
+CACHE_VERSION = "4"  # 2: with the stages of task/stages; 3: a success ends with every stage reached; 4: lead-in skipped
+# A reset's lead-in lasts well under this (25 steps at most in the round-0 bags); nothing later is skipped.
+LEAD_IN_S = 2.0
 
 
 @dataclass
@@ -129,6 +132,8 @@ def read_episode(bag: Path, typestore, image_size=(96, 128), head_crop=()) -> Ep
         step_stamps.append(stamp)
     if not actions:
         raise DataError(f"{bag}: no command before the last joint state")
+    start = lead_in_end(np.stack(joints), np.stack(actions), np.asarray(step_stamps))
+    joints, actions, operator, step_stamps = joints[start:], actions[start:], operator[start:], step_stamps[start:]
 
     complete = sorted(stamp for stamp, cams in images.items() if len(cams) == len(CAMERAS))
     step_stamps = np.asarray(step_stamps)
@@ -150,6 +155,24 @@ def read_episode(bag: Path, typestore, image_size=(96, 128), head_crop=()) -> Ep
         task=meta.get("task", ""), episode_id=meta.get("episode_id", bag.name),
         stage_progress=progress,
     )
+
+
+def lead_in_end(joints: np.ndarray, actions: np.ndarray, stamps: np.ndarray) -> int:
+    """The first step of the episode proper. A bag can open with the end of the one before:
+    joint states from before the reset, then commands the mux ramped from the old pose,
+    which the robot ignored while it resynced (it follows only a command within
+    RESYNC_TOLERANCE of its pose). Both are skipped: from the reset's jump, if the first
+    LEAD_IN_S hold one, to the first command the robot followed there."""
+    window = int(np.searchsorted(stamps, stamps[0] + LEAD_IN_S * 1e9))
+    start = 0
+    if window > 1:
+        elapsed = np.maximum(SAMPLE_DT, np.diff(stamps[:window]) * 1e-9)
+        jumps = np.flatnonzero(np.max(np.abs(np.diff(joints[:window], axis=0)), axis=1) > JUMP_SPEED * elapsed)
+        start = int(jumps[-1]) + 1 if len(jumps) else 0
+    if actions.shape[1] != joints.shape[1]:
+        return start  # commands in other units than the joints: nothing to compare
+    followed = np.flatnonzero(np.max(np.abs(actions[start:window] - joints[start:window]), axis=1) <= RESYNC_TOLERANCE)
+    return start + int(followed[0]) if len(followed) else start
 
 
 def stage_progress(updates, step_stamps: np.ndarray) -> Optional[np.ndarray]:

@@ -27,6 +27,7 @@ from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 
+from aloe.control.command_arbiter import RESYNC_TOLERANCE
 from aloe.data.images import rgb8_fields
 from aloe.graph.topics import CAMERAS, NEWEST_ONLY_QOS, camera_topic, topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, publish_sample, run
@@ -126,7 +127,7 @@ class SimRobotNode(Node):
             # scripted operator waits meanwhile: running ahead on the sim clock, it would
             # leave the arm's pose before its first command arrived, and the arm would
             # stand for the whole episode (seen at real_time_factor 0).
-            if command.shape != self.session.robot.last_command.shape or np.max(np.abs(command - self.session.robot.joint_positions())) > 0.3:
+            if command.shape != self.session.robot.last_command.shape or np.max(np.abs(command - self.session.robot.joint_positions())) > RESYNC_TOLERANCE:
                 return
             self.resyncing = False
         self.command = command
