@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from aloe.control.command_arbiter import HOLD, OPERATOR, POLICY, Command, CommandArbiter, JointLimits
+from aloe.control.command_arbiter import ANCHOR_WAIT_S, HOLD, OPERATOR, POLICY, Command, CommandArbiter, JointLimits
 
 DT = 0.02
 
@@ -168,3 +168,50 @@ def test_stale_commands_are_dropped_and_change_nothing():
     assert arbiter.offer(Command([0.3, 0.3, 0.3], OPERATOR), now=10.06) is None
     unchecked = CommandArbiter(arbiter.limits, 0.2, max_age_s=0.0)
     assert unchecked.offer(Command([0.3, 0.3, 0.3], OPERATOR, stamp=0.5), now=10.0) is None
+
+
+def test_a_source_taking_control_after_a_reset_starts_from_the_pose_measured_at_its_stamp():
+    # Round 0's trace: the operator hands back at the end of an episode, the simulator resets
+    # the arm from 0.76 to -0.96, and the new episode's first command (stamped 0.602) reaches
+    # the mux before the joint states of the reset do.
+    arbiter = make_arbiter(max_velocity=3.0)
+    for stamp in (0.482, 0.502):
+        arbiter.observe([0.76] * 3, stamp=stamp)
+    arbiter.offer(Command([0.76] * 3, OPERATOR, stamp=0.482), now=0.49)
+    arbiter.decide(now=0.49, dt=DT)
+    arbiter.withdraw(OPERATOR)
+    assert arbiter.decide(now=0.50, dt=DT).command.source == HOLD
+    arbiter.offer(Command([-0.96] * 3, OPERATOR, stamp=0.602), now=0.602)
+    decision = arbiter.decide(now=0.602, dt=DT)
+    assert decision.command.source == HOLD and arbiter.awaiting_pose and "waits for the pose" in decision.reason
+    np.testing.assert_allclose(decision.command.positions, 0.76)  # no step towards the command from the old pose
+    assert arbiter.observe([0.76] * 3, stamp=0.542) is None
+    assert arbiter.observe([-0.96] * 3, stamp=0.562) is not None  # the reset: the command stamped after it stays
+    assert arbiter.decide(now=0.602, dt=DT).command.source == HOLD
+    arbiter.observe([-0.96] * 3, stamp=0.582)
+    arbiter.observe([-0.96] * 3, stamp=0.602)
+    decision = arbiter.decide(now=0.603, dt=DT)
+    assert decision.command.source == OPERATOR and not arbiter.awaiting_pose
+    np.testing.assert_allclose(decision.command.positions, -0.96)  # not a ramp from 0.76 (0.06 a step)
+
+
+def test_a_reset_too_small_to_read_as_a_jump_still_re_anchors_the_ramp():
+    arbiter = make_arbiter(max_velocity=3.0)
+    arbiter.observe([0.0] * 3, stamp=1.0)
+    arbiter.offer(Command([0.0] * 3, POLICY, stamp=1.0), now=1.0)
+    arbiter.decide(now=1.0, dt=DT)
+    assert arbiter.decide(now=1.5, dt=DT).command.source == HOLD  # the policy fell silent
+    # 0.5 rad over the 0.5 s the mux missed: motion, not a reset, to the jump test.
+    assert arbiter.observe([0.5] * 3, stamp=1.5) is None
+    arbiter.offer(Command([0.52] * 3, POLICY, stamp=1.5), now=1.5)
+    np.testing.assert_allclose(arbiter.decide(now=1.5, dt=DT).command.positions, 0.52)
+
+
+def test_a_source_whose_pose_never_arrives_drives_after_the_anchor_wait():
+    arbiter = make_arbiter()
+    arbiter.observe([0.0] * 3, stamp=1.0)
+    arbiter.offer(Command([0.3] * 3, OPERATOR, stamp=2.0), now=2.0)
+    assert arbiter.decide(now=2.05, dt=DT).command.source == HOLD
+    decision = arbiter.decide(now=2.0 + ANCHOR_WAIT_S + 0.01, dt=DT)
+    assert decision.command.source == OPERATOR
+    np.testing.assert_allclose(decision.command.positions, 0.3)

@@ -9,6 +9,12 @@ the two, four times in one episode). Every output is clipped to the joint limits
 at most `max_velocity * dt` per step. Invalid commands (wrong length, NaN, inf) are
 rejected with a reason and never reach the robot, and so are stale ones: stamped more
 than `max_age_s` before now, they were computed for a state long gone.
+
+A source that takes control from a hold starts from where the robot is measured, not from
+the last output: after a reset, the last output is the old pose, and ramping from there
+sent the robot a second of commands it could not follow (each round-0 bag opened with
+them). A stamped command waits for the pose measured at its stamp (at most
+`ANCHOR_WAIT_S`), since joint states can reach the mux after the command computed from them.
 """
 from dataclasses import dataclass, field
 from typing import Optional
@@ -25,6 +31,10 @@ JUMP_SPEED, SAMPLE_DT = 30.0, 0.02
 # After a reset a robot follows only a command this close to its pose (rad, or gripper
 # units): anything further was computed for the pose before (the simulator's rule).
 RESYNC_TOLERANCE = 0.3
+# How long a source taking control waits for the pose measured at its command's stamp (s).
+ANCHOR_WAIT_S = 0.1
+# Stamps reach the mux as float seconds: equal stamps may differ by this much.
+STAMP_SLACK_S = 1e-6
 
 # ViperX 300 s arm limits (rad), twice for the two ALOHA arms; the gripper is normalised
 # to [0, 1] (closed .. open). The mux's defaults; override per robot in its parameters.
@@ -95,6 +105,8 @@ class CommandArbiter:
     _last_output: Optional[np.ndarray] = None
     _last_measured: Optional[np.ndarray] = None
     _last_measured_at: Optional[float] = None
+    _driving: int = HOLD  # the source of the last decision
+    awaiting_pose: bool = False  # the last decision held while a source waits for its pose
 
     def validate(self, positions) -> Optional[str]:
         """None if `positions` can be executed, else the reason it cannot."""
@@ -145,8 +157,12 @@ class CommandArbiter:
         if self._last_output is None:
             self._last_output = measured
         elif previous is not None and np.max(np.abs(measured - previous)) > JUMP_SPEED * elapsed:
-            self._latest.clear()
-            self.operator_engaged = False
+            # Commands stamped at or after the new pose were computed from it: they stay.
+            self._latest = {
+                source: entry for source, entry in self._latest.items()
+                if stamp is not None and entry[0].stamp is not None and entry[0].stamp >= stamp - STAMP_SLACK_S
+            }
+            self.operator_engaged = OPERATOR in self._latest
             self._last_output = measured
             joint = int(np.argmax(np.abs(measured - previous)))
             return (
@@ -154,6 +170,13 @@ class CommandArbiter:
                 "a robot reset); dropped stale commands, holding the new pose"
             )
         return None
+
+    def _measured_at(self, stamp: Optional[float]) -> bool:
+        """Whether the pose measured at `stamp` (or later) is known; True when there are no
+        stamps to compare (an unstamped command, or no stamped measurement yet)."""
+        if stamp is None or self._last_measured_at is None:
+            return True
+        return self._last_measured_at >= stamp - STAMP_SLACK_S
 
     def withdraw(self, source: int) -> None:
         """`source` stops driving now (an operator handing back), not after the timeout."""
@@ -188,6 +211,14 @@ class CommandArbiter:
         chosen, reason = None, "emergency stop" if self.estopped else "no live source"
         if not self.estopped and self.operator_engaged and source == HOLD:
             reason = "operator silent: holding until they resume or hand back"
+        self.awaiting_pose = False
+        if source != HOLD and self._driving == HOLD:
+            command, received = self._latest[source]
+            if not self._measured_at(command.stamp) and now - received <= ANCHOR_WAIT_S:
+                self.awaiting_pose = True
+                source, reason = HOLD, f"{SOURCE_NAMES[source].lower()} waits for the pose measured when it took control"
+            elif self._last_measured is not None:
+                self._last_output = self._last_measured  # start from where the robot is
         if source != HOLD:
             chosen, reason = self._latest[source][0], f"{SOURCE_NAMES[source].lower()} live"
         if chosen is None:
@@ -201,6 +232,7 @@ class CommandArbiter:
             max_step = self.limits.max_velocity * dt
             target = np.clip(target, self._last_output - max_step, self._last_output + max_step)
         self._last_output = target
+        self._driving = chosen.source
         return Decision(
             Command(target.copy(), chosen.source, chosen.policy_version, chosen.chunk_id, chosen.step, chosen.stamp),
             reason,

@@ -91,6 +91,8 @@ class CommandMux(Node):
         note = self.arbiter.observe(list(msg.position), stamp_seconds(msg.header))
         if note is not None:
             self.get_logger().info(note)
+        if self.arbiter.awaiting_pose:  # a source waits for this pose to take control from
+            self.publish(self.arbiter.decide(self.now(), 1.0 / self.rate_hz))
 
     def on_emergency_stop(self, request, response):
         self.arbiter.emergency_stop()
