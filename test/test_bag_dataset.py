@@ -23,11 +23,14 @@ def header(store, ns):
     return Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id="")
 
 
-def write_bag(store, path, steps=100, operator=range(40, 60), image_every=10, outcome="success", dof=2, stages=None):
+def write_bag(store, path, steps=100, operator=range(40, 60), image_every=10, outcome="success", dof=2, stages=None,
+              burst=range(0), stamped=True):
     """State k at 20k ms (positions (k + 0.5) UNIT); command k (positions k UNIT, the
     operator's inside `operator`) 5 ms later, none after the last state; a three-camera
     set on every `image_every`-th state; `stages`, {step: done flags}, published on
-    task/stages stamped as that step's state."""
+    task/stages stamped as that step's state. The states in `burst` are logged together
+    after the last of them, as the recorder gets them when a lost sample held the rest
+    back; without `stamped` the commands carry no stamps."""
     types = {"/r/joint_states": "sensor_msgs/msg/JointState", "/r/command": "aloe_msgs/msg/JointCommand",
              "/r/task/stages": "aloe_msgs/msg/TaskStages", **{f"/r/cameras/{c}/image_raw": "sensor_msgs/msg/Image" for c in CAMERAS}}
     bag = EpisodeBag(path, types, store)
@@ -39,14 +42,15 @@ def write_bag(store, path, steps=100, operator=range(40, 60), image_every=10, ou
     for k in range(steps):
         now = 20 * k * MS
         state = State(header=header(store, now), name=["j"] * dof, position=np.full(dof, (k + 0.5) * UNIT), velocity=np.zeros(dof), effort=np.zeros(0))
-        bag.write("/r/joint_states", now, store.serialize_cdr(state, "sensor_msgs/msg/JointState"))
+        logged = 20 * burst[-1] * MS + 6 * MS + k if k in burst else now
+        bag.write("/r/joint_states", logged, store.serialize_cdr(state, "sensor_msgs/msg/JointState"))
         if k % image_every == 0:
             for c, camera in enumerate(CAMERAS):
                 pixels = np.full((8, 10, 3), (k + c) % 256, np.uint8)
                 image = Image(header=header(store, now), height=8, width=10, encoding="rgb8", is_bigendian=0, step=30, data=pixels.ravel())
                 bag.write(f"/r/cameras/{camera}/image_raw", now + MS, store.serialize_cdr(image, "sensor_msgs/msg/Image"))
         if k < steps - 1:
-            command = Command(header=header(store, now), positions=np.full(dof, k * UNIT), source=1 if k in operator else 0,
+            command = Command(header=header(store, now if stamped else 0), positions=np.full(dof, k * UNIT), source=1 if k in operator else 0,
                               policy_version="v1", chunk_id=0, step=k)
             bag.write("/r/command", now + 5 * MS, store.serialize_cdr(command, "aloe_msgs/msg/JointCommand"))
     bag.close({"episode_id": path.name, "task": "insertion", "instruction": "pack it", "outcome": outcome})
@@ -66,6 +70,17 @@ def test_a_bag_becomes_the_episode_that_was_recorded(store, tmp_path):
     transitions = chunk_transitions([episode], horizon=10, config=DataConfig(stride=5))
     assert len(transitions) == 20  # a terminal episode: a chunk every 5 steps, to the end
     assert list(np.flatnonzero(transitions.intervention)) == list(range(7, 12))  # chunks touching steps 40-59
+
+
+def test_actions_follow_the_stamps_when_joint_states_arrive_in_a_burst(store, tmp_path):
+    write_bag(store, tmp_path / "burst", burst=range(20, 30))
+    episode = read_episode(tmp_path / "burst", store, image_size=(8, 10))
+    np.testing.assert_allclose(episode.actions[:, 0], np.array([*range(99), 98]) * UNIT, rtol=1e-6)
+    # Unstamped commands can only follow the log order: from the state before the burst,
+    # each state gets the command logged before the next state was: the burst's last.
+    write_bag(store, tmp_path / "unstamped", burst=range(20, 30), stamped=False)
+    episode = read_episode(tmp_path / "unstamped", store, image_size=(8, 10))
+    np.testing.assert_allclose(episode.actions[:30, 0], np.array([*range(19), *[29] * 11]) * UNIT, rtol=1e-6)
 
 
 def test_a_reset_lead_in_is_left_out_from_the_jump_to_the_first_command_the_robot_followed(store, tmp_path):
