@@ -151,9 +151,20 @@ class SimRobotNode(Node):
             response.success, response.message = False, str(error)
             return response
         self.command, self.resyncing = None, True
+        if self.operator_driving:
+            # A reset ends what the scripted operator drove: it hands back now, so that the
+            # mux takes its next command as a new start, from the new pose, even when the
+            # next episode begins before the next tick.
+            self.hand_back()
         self.get_logger().info(f"reset to {scene.task} seed {scene.seed} ({scene.variant}): {scene.instruction}")
         response.success, response.instruction = True, scene.instruction
         return response
+
+    def hand_back(self) -> None:
+        msg = JointCommand(source=JointCommand.SOURCE_HOLD)
+        msg.header.stamp = Time(nanoseconds=self.tick_stamp_ns).to_msg()
+        publish_sample(self, self.operator, msg)
+        self.operator_driving = False
 
     def check_lockstep_wait(self) -> None:
         if self.waiting_since is None:
@@ -191,9 +202,7 @@ class SimRobotNode(Node):
         elif self.operator_driving:
             # The episode is over for the scripted operator: hand back (the mux keeps a
             # silent operator in control, holding, until it does).
-            msg = JointCommand(source=JointCommand.SOURCE_HOLD)
-            msg.header.stamp = stamp
-            publish_sample(self, self.operator, msg)
+            self.hand_back()
         self.operator_driving = tick.operator_command is not None
         if tick.images is not None:
             for camera, pixels in tick.images.items():
