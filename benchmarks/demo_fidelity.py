@@ -7,8 +7,11 @@ record` or `aloe experiment` wrote them) and prints one JSON line: how many succ
 median length of the successful ones, the median number of steps after a command at which
 the arm's joints follow it best ("lag"), and the share of steps no source drove (HOLD).
 With `--sample N` it also replays the first N seeds in process (`aloe.data.demonstrations`,
-no graph, no cameras) and gives the same figures for them and the median length
-difference per seed. The bags' seeds come from their metadata.
+no graph, no cameras) and gives the same figures for them, the median length
+difference per seed, and how many of the bag's actions are not what the operator did in
+process at the same arm pose ("action_mismatch": the share of in-process steps whose
+pose the bag reaches within 0.01 rad and whose action there differs by more than 0.05).
+The bags' seeds come from their metadata.
 """
 import argparse
 import json
@@ -26,6 +29,19 @@ from aloe.learning.data import DataError
 
 def median(values):
     return statistics.median(values) if values else None
+
+
+def action_mismatch(bag_joints, bag_actions, joints, actions, same_pose=0.01, differ=0.05):
+    """(share of matched steps whose actions differ, matched steps): each in-process step is
+    matched to the bag step nearest in arm joints, if within `same_pose` on every arm joint."""
+    arms = np.r_[0:6, 7:13]
+    differs = []
+    for pose, action in zip(joints[:, arms], actions):
+        distance = np.abs(bag_joints[:, arms] - pose).max(axis=1)
+        nearest = int(np.argmin(distance))
+        if distance[nearest] < same_pose:
+            differs.append(np.abs(bag_actions[nearest] - action).max() > differ)
+    return (float(np.mean(differs)) if differs else None), len(differs)
 
 
 def main(argv=None) -> int:
@@ -48,7 +64,8 @@ def main(argv=None) -> int:
             continue
         graph.append({"seed": int(meta["seed"]), "task": meta["task"], "variant": meta.get("variant", "train"),
                       "success": episode.outcome == "success", "steps": len(episode.actions),
-                      "lag": command_lag(episode.joints, episode.actions), "hold": float(np.mean(~episode.operator))})
+                      "lag": command_lag(episode.joints, episode.actions), "hold": float(np.mean(~episode.operator)),
+                      "joints": episode.joints, "actions": episode.actions})
         print(f"\r[demo_fidelity] read {k + 1}/{len(bags)} bags", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     succeeded = [g for g in graph if g["success"]]
@@ -63,7 +80,8 @@ def main(argv=None) -> int:
         for k, g in enumerate(sample):
             demo = demonstrate(g["task"], g["seed"], g["variant"], camera_every=0)
             replays.append({"success": demo["outcome"] == "success", "steps": len(demo["actions"]),
-                            "lag": command_lag(demo["joints"], demo["actions"])})
+                            "lag": command_lag(demo["joints"], demo["actions"]),
+                            "mismatch": action_mismatch(g["joints"], g["actions"], demo["joints"], demo["actions"])})
             print(f"\r[demo_fidelity] in process {k + 1}/{len(sample)}", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
         both = [(g, r) for g, r in zip(sample, replays) if g["success"] and r["success"]]
@@ -73,6 +91,8 @@ def main(argv=None) -> int:
             "in_process_median_steps_successful": median([r["steps"] for r in replays if r["success"]]),
             "in_process_median_lag": median([r["lag"] for r in replays]),
             "median_step_difference_both_successful": median([g["steps"] - r["steps"] for g, r in both]),
+            "action_mismatch": [None if r["mismatch"][0] is None else round(r["mismatch"][0], 3) for r in replays],
+            "steps_matched": [r["mismatch"][1] for r in replays],
         }
     print(json.dumps(result))
     return 0
