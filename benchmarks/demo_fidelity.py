@@ -22,26 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from aloe.data.bag_dataset import bag_metadata, read_episode
-from aloe.data.demonstrations import command_lag, demonstrate
+from aloe.data.demonstrations import action_mismatch, command_lag, demonstrate
 from aloe.data.recording import aloe_typestore
 from aloe.learning.data import DataError
 
 
 def median(values):
     return statistics.median(values) if values else None
-
-
-def action_mismatch(bag_joints, bag_actions, joints, actions, same_pose=0.01, differ=0.05):
-    """(share of matched steps whose actions differ, matched steps): each in-process step is
-    matched to the bag step nearest in arm joints, if within `same_pose` on every arm joint."""
-    arms = np.r_[0:6, 7:13]
-    differs = []
-    for pose, action in zip(joints[:, arms], actions):
-        distance = np.abs(bag_joints[:, arms] - pose).max(axis=1)
-        nearest = int(np.argmin(distance))
-        if distance[nearest] < same_pose:
-            differs.append(np.abs(bag_actions[nearest] - action).max() > differ)
-    return (float(np.mean(differs)) if differs else None), len(differs)
 
 
 def main(argv=None) -> int:

@@ -30,6 +30,19 @@ def command_lag(joints: np.ndarray, actions: np.ndarray, longest: int = 6) -> in
     return int(np.argmin(errors))
 
 
+def action_mismatch(bag_joints, bag_actions, joints, actions, same_pose=0.01, differ=0.05):
+    """(share of matched steps whose actions differ, matched steps): each in-process step is
+    matched to the bag step nearest in arm joints, if within `same_pose` on every arm joint."""
+    arms = np.r_[0:6, 7:13]
+    differs = []
+    for pose, action in zip(joints[:, arms], actions):
+        distance = np.abs(bag_joints[:, arms] - pose).max(axis=1)
+        nearest = int(np.argmin(distance))
+        if distance[nearest] < same_pose:
+            differs.append(np.abs(bag_actions[nearest] - action).max() > differ)
+    return (float(np.mean(differs)) if differs else None), len(differs)
+
+
 def demonstrate(task: str, seed: int, variant: str = "train", render_size=RENDER_SIZE, camera_every: int = CAMERA_EVERY) -> dict:
     """One scripted episode as arrays: joints, actions, state (T, .), images (N, 3, h, w, 3),
     image_steps, outcome, instruction, stage_progress (T,)."""
