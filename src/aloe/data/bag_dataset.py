@@ -5,9 +5,9 @@ Control step t is the t-th `joint_states` message. The action at t is the newest
 on `command` stamped at or before state t: sources stamp a command with the tick of the
 state it answers, and the mux keeps that stamp. (The order the recorder logged them in
 does not say it: joint states reach it in bursts, and aligning by log time gave 6-13 % of
-round 0's insertion steps another action than the same seed in process; by stamp, none.)
-Bags whose commands carry no stamps (all zero) fall back to the log order. Steps before the first
-command are left out, and so is a reset's lead-in (`lead_in_end`).
+round 0's insertion steps another action than the same seed in process; by stamp, one or
+two steps a bag.) Bags whose commands carry no stamps (all zero) keep the log order.
+Steps before the first command are left out, and so is a reset's lead-in (`lead_in_end`).
 A camera set (all cameras with the same stamp) belongs to the newest step whose state is
 stamped at or before it. Images are decoded once and resized to the model's size. The
 stages on `task/stages` (when recorded) give each step the share of the task's stages
