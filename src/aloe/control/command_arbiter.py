@@ -33,8 +33,9 @@ JUMP_SPEED, SAMPLE_DT = 30.0, 0.02
 RESYNC_TOLERANCE = 0.3
 # How long a source taking control waits for the pose measured at its command's stamp (s).
 ANCHOR_WAIT_S = 0.1
-# Stamps reach the mux as float seconds: equal stamps may differ by this much.
-STAMP_SLACK_S = 1e-6
+# Stamps pass through float seconds in the mux (~0.3 us at today's epoch): stamps this
+# close (ns) are the same tick's. Ticks are 20 ms apart.
+STAMP_TOLERANCE_NS = 1_000_000
 
 # ViperX 300 s arm limits (rad), twice for the two ALOHA arms; the gripper is normalised
 # to [0, 1] (closed .. open). The mux's defaults; override per robot in its parameters.
@@ -160,7 +161,7 @@ class CommandArbiter:
             # Commands stamped at or after the new pose were computed from it: they stay.
             self._latest = {
                 source: entry for source, entry in self._latest.items()
-                if stamp is not None and entry[0].stamp is not None and entry[0].stamp >= stamp - STAMP_SLACK_S
+                if stamp is not None and entry[0].stamp is not None and entry[0].stamp >= stamp - STAMP_TOLERANCE_NS * 1e-9
             }
             self.operator_engaged = OPERATOR in self._latest
             self._last_output = measured
@@ -176,7 +177,7 @@ class CommandArbiter:
         stamps to compare (an unstamped command, or no stamped measurement yet)."""
         if stamp is None or self._last_measured_at is None:
             return True
-        return self._last_measured_at >= stamp - STAMP_SLACK_S
+        return self._last_measured_at >= stamp - STAMP_TOLERANCE_NS * 1e-9
 
     def withdraw(self, source: int) -> None:
         """`source` stops driving now (an operator handing back), not after the timeout."""

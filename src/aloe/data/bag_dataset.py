@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 import yaml
 
-from aloe.control.command_arbiter import JUMP_SPEED, OPERATOR, RESYNC_TOLERANCE, SAMPLE_DT
+from aloe.control.command_arbiter import JUMP_SPEED, OPERATOR, RESYNC_TOLERANCE, SAMPLE_DT, STAMP_TOLERANCE_NS
 from aloe.data.images import ImageEncodingError, rgb_array
 from aloe.graph.topics import CAMERAS
 from aloe.learning.camera_view import camera_view
@@ -30,8 +30,6 @@ from aloe.learning.data import DataError, Episode, stages_reached
 # 2: with the stages of task/stages; 3: a success ends with every stage reached; 4: lead-in
 # skipped; 5: actions aligned by stamp
 CACHE_VERSION = "5"
-# Stamps pass through float seconds on the way: equal ones may differ by this much (ns).
-STAMP_SLACK_NS = 1_000_000
 # A reset's lead-in lasts well under this (25 steps at most in the round-0 bags); nothing later is skipped.
 LEAD_IN_S = 2.0
 
@@ -127,7 +125,7 @@ def read_episode(bag: Path, typestore, image_size=(96, 128), head_crop=()) -> Ep
     # of equal stamps); unstamped, the newest logged before state t+1.
     if any(command[0] > 0 for command in commands):
         commands.sort(key=lambda command: command[:2])
-        keys, until = [command[0] for command in commands], [stamp + STAMP_SLACK_NS for _, stamp, _ in states]
+        keys, until = [command[0] for command in commands], [stamp + STAMP_TOLERANCE_NS for _, stamp, _ in states]
     else:
         keys = [command[1] for command in commands]
         until = [next_state[0] - 1 for next_state in states[1:]] + [float("inf")]

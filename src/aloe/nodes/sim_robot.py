@@ -27,7 +27,7 @@ from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 
-from aloe.control.command_arbiter import RESYNC_TOLERANCE
+from aloe.control.command_arbiter import RESYNC_TOLERANCE, STAMP_TOLERANCE_NS
 from aloe.data.images import rgb8_fields
 from aloe.graph.topics import CAMERAS, NEWEST_ONLY_QOS, camera_topic, topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, publish_sample, run
@@ -36,8 +36,6 @@ from aloe.sim.env import CONTROL_DT, SimError
 from aloe.sim.scene import JOINT_NAMES
 from aloe.sim.session import SimSession
 
-# Stamps pass through float seconds in the mux: at today's epoch that rounds to ~0.3 us.
-STAMP_TOLERANCE_NS = 1_000_000
 # A command that has not come back within this (wall) is sent again. Fast DDS loses the
 # odd small sample while the cameras' images fill its shared memory, and repairs it only
 # at the next heartbeat (3 s); a newer sample makes the reader ask for it at once.
