@@ -32,11 +32,12 @@ def command_lag(joints: np.ndarray, actions: np.ndarray, longest: int = 6) -> in
 
 def action_mismatch(bag_joints, bag_actions, joints, actions, same_pose=0.01, differ=0.05):
     """(share of matched steps whose actions differ, matched steps): each in-process step is
-    matched to the bag step nearest in arm joints, if within `same_pose` on every arm joint."""
-    arms = np.r_[0:6, 7:13]
+    matched to the bag step nearest in all joints, if within `same_pose` on every joint (the
+    grippers too: while one closes the arms stand still, and their pose alone matched the
+    wrong step)."""
     differs = []
-    for pose, action in zip(joints[:, arms], actions):
-        distance = np.abs(bag_joints[:, arms] - pose).max(axis=1)
+    for pose, action in zip(joints, actions):
+        distance = np.abs(bag_joints - pose).max(axis=1)
         nearest = int(np.argmin(distance))
         if distance[nearest] < same_pose:
             differs.append(np.abs(bag_actions[nearest] - action).max() > differ)
