@@ -215,3 +215,17 @@ def test_a_source_whose_pose_never_arrives_drives_after_the_anchor_wait():
     decision = arbiter.decide(now=2.0 + ANCHOR_WAIT_S + 0.01, dt=DT)
     assert decision.command.source == OPERATOR
     np.testing.assert_allclose(decision.command.positions, 0.3)
+
+
+def test_resending_the_command_does_not_extend_the_anchor_wait():
+    # A simulator in lockstep resends its command every 20 ms while it waits for the mux; a
+    # wait restarted by each resend held until the simulator gave up (1 s).
+    arbiter = make_arbiter()
+    arbiter.observe([0.0] * 3, stamp=1.0)
+    now = 2.0
+    while now < 2.0 + ANCHOR_WAIT_S:
+        arbiter.offer(Command([0.3] * 3, OPERATOR, stamp=2.0), now=now)
+        assert arbiter.decide(now=now, dt=DT).command.source == HOLD
+        now += 0.02
+    arbiter.offer(Command([0.3] * 3, OPERATOR, stamp=2.0), now=now)
+    assert arbiter.decide(now=now, dt=DT).command.source == OPERATOR and not arbiter.awaiting_pose

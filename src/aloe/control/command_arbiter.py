@@ -108,6 +108,7 @@ class CommandArbiter:
     _last_measured_at: Optional[float] = None
     _driving: int = HOLD  # the source of the last decision
     awaiting_pose: bool = False  # the last decision held while a source waits for its pose
+    _awaiting_since: Optional[float] = None  # when that wait began (resends of the command do not extend it)
 
     def validate(self, positions) -> Optional[str]:
         """None if `positions` can be executed, else the reason it cannot."""
@@ -215,11 +216,18 @@ class CommandArbiter:
         self.awaiting_pose = False
         if source != HOLD and self._driving == HOLD:
             command, received = self._latest[source]
-            if not self._measured_at(command.stamp) and now - received <= ANCHOR_WAIT_S:
+            if self._awaiting_since is None:
+                self._awaiting_since = received
+            # Timed from the first command, not the latest: a simulator in lockstep resends its
+            # command every 20 ms while it waits, and a wait restarted by each resend lasted
+            # until the sim gave up on it (1 s) when the reset's joint state was lost.
+            if not self._measured_at(command.stamp) and now - self._awaiting_since <= ANCHOR_WAIT_S:
                 self.awaiting_pose = True
                 source, reason = HOLD, f"{SOURCE_NAMES[source].lower()} waits for the pose measured when it took control"
             elif self._last_measured is not None:
                 self._last_output = self._last_measured  # start from where the robot is
+        if not self.awaiting_pose:
+            self._awaiting_since = None
         if source != HOLD:
             chosen, reason = self._latest[source][0], f"{SOURCE_NAMES[source].lower()} live"
         if chosen is None:
