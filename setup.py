@@ -38,6 +38,7 @@ setup(
     license="Apache-2.0",
     package_dir={"": "src"},
     packages=find_packages("src"),
+    package_data={"aloe.graph": ["fastdds.xml"]},
     python_requires=">=3.10",
     # ROS and PyPI dependencies are installed by setup.sh (requirements.txt) or rosdep
     # (package.xml); listing them here would break console scripts in a ROS workspace.

@@ -77,6 +77,7 @@ def test_the_ament_index_finds_the_installed_package_and_its_graph(workspace):
     prefix, share, module, nodes = result.stdout.split()
     assert Path(prefix) == workspace / "aloe" and Path(share) == workspace / "aloe" / "share" / "aloe"
     assert Path(module).is_relative_to(workspace)  # the installed copy, not this checkout
+    assert (Path(module).parent / "graph" / "fastdds.xml").is_file()  # the middleware profile its nodes load
     assert int(nodes) == len(yaml.safe_load((ROOT / "config" / "bringup.yaml").read_text())["nodes"])
 
 

@@ -13,6 +13,7 @@ import yaml
 
 from aloe.graph.bringup import GraphError, ParameterFileError, check_parameters, load_graph, select_nodes, with_optional
 from aloe.graph.runner import NamespaceLock, Runner, RunnerError, describe_exit, graph_environment, node_processes
+from aloe.graph.transport import use_aloe_transport
 from aloe.learning.config import ALGORITHMS, ConfigError, LearningError, TrainConfig, from_dict, to_dict
 from aloe.sim import TASK_NAMES
 
@@ -466,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    use_aloe_transport()  # for this process's graph monitor or player and every node it starts
     try:
         return args.handler(args)
     except (CliError, GraphError, ParameterFileError, RunnerError, LearningError) as error:

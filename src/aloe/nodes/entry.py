@@ -11,6 +11,7 @@ from rclpy.node import Node
 
 from aloe.graph.params import ParameterFileError, unknown_parameters
 from aloe.graph.runner import STACK_DUMP_SIGNAL
+from aloe.graph.transport import use_aloe_transport
 
 
 class NodeConfigError(ValueError):
@@ -42,6 +43,7 @@ def dump_stacks_on_request() -> None:
 def run(node_class) -> int:
     """Spin one node until Ctrl-C or shutdown; configuration errors are one line, exit 2."""
     dump_stacks_on_request()
+    use_aloe_transport()
     rclpy.init(args=sys.argv)
     try:
         node = node_class()
