@@ -1,5 +1,5 @@
 """The middleware profile aloe's processes load (aloe.graph.transport): chosen unless the
-user chose one, valid to Fast DDS, and a graph under it still talks to processes that run
+user chose one, valid to Fast DDS, and a node under it still talks to processes that run
 Fast DDS's defaults (a user's `ros2 bag`, rviz)."""
 import os
 import subprocess
