@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from aloe.graph.transport import FASTDDS_PROFILE
+from aloe.graph.transport import FASTDDS_PROFILE, USER_CHOICES
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = "79"
@@ -86,7 +86,7 @@ def main() -> int:
     args = parser.parse_args()
     base = dict(os.environ, ROS_DOMAIN_ID=DOMAIN, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                 PYTHONPATH=f"{ROOT / 'src'}:{os.environ.get('PYTHONPATH', '')}")
-    for name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS"):
+    for name in USER_CHOICES:
         base.pop(name, None)
     # Every process of a setup under the same transports, as in an aloe graph (the readers
     # here are plain rclpy: they are told; a user's choice of the defaults is kept by the sim).

@@ -7,8 +7,9 @@ states reached the mux, the recorder and the policy up to 200 ms late, in bursts
 With an 8 MB segment they come one by one again (`benchmarks/joint_state_delivery.py`,
 figures in docs/results.md). Every aloe process loads it, not only the image publishers:
 the sim alone under it, beside processes under the defaults, stalled the lockstep
-recordings (3 of 5 runs of its test failed; 0 of 3 with all under one or the other). The
-segment lives in /dev/shm (RAM) while the process runs: ~8 MB a process, ~80 MB a graph.
+recordings (3 of 5 runs of its test failed; 0 of 6 with all under it, 0 of 3 with all
+under the defaults). The segment lives in /dev/shm (RAM) while the process runs: ~8 MB a
+process, ~80 MB a graph.
 
 A profile the user chose (`FASTDDS_DEFAULT_PROFILES_FILE`, its old name, or
 `FASTDDS_BUILTIN_TRANSPORTS`) is kept. Other middlewares ignore the variable.
