@@ -9,6 +9,7 @@ from aloe_msgs.msg import EpisodeEvent
 from aloe_msgs.srv import ResetSim, StartEpisode
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.task import Future
+from std_srvs.srv import Trigger
 
 from aloe.graph.topics import topic
 from bringup_process import Bringup
@@ -77,7 +78,8 @@ def test_episode_runner_asks_again_when_an_answer_is_lost(bringup, rclpy_context
     standin.create_service(ResetSim, "/lost/sim/reset", on_reset, callback_group=group)
     standin.create_service(StartEpisode, "/lost/start_episode", on_start, callback_group=group)
     params = tmp_path / "runner.yaml"
-    params.write_text("/**/episode_runner:\n  ros__parameters:\n    tasks: [drawer]\n    first_seed: 7\n    answer_timeout_s: 1.0\n")
+    params.write_text("/**/episode_runner:\n  ros__parameters:\n    tasks: [drawer]\n    first_seed: 7\n    answer_timeout_s: 1.0\n"
+                      "    await_ready: ''\n")
     graph = bringup("--namespace", "lost", "--only", "episode_runner", "--params", str(params))
 
     started = lambda: graph.wait_for(r"episode 1/1: drawer seed 7 \(sim-1\)", timeout_s=0.05)  # noqa: E731
@@ -88,6 +90,34 @@ def test_episode_runner_asks_again_when_an_answer_is_lost(bringup, rclpy_context
     assert resets == [7, 7] and starts == ["open the drawer"]
     assert graph.wait_for(r"drawer seed 7: no answer from sim/reset in 1 s; asking again"), graph.output()
     assert graph.wait_for(r"done: 1/1 episodes succeeded: drawer/7 SUCCESS"), graph.output()
+
+
+def test_episode_runner_waits_for_the_nodes_it_awaits_and_names_those_never_ready(bringup, rclpy_context, tmp_path):
+    """The first episode waits for `<node>/ready` of each node in `await_ready`; one that is
+    not ready within `await_ready_timeout_s` is named, and the episodes start without it."""
+    standin = node(rclpy_context, "standin")
+    resets = []
+
+    def on_reset(request, response):
+        resets.append(time.monotonic())
+        response.success, response.message = False, "no scene here"
+        return response
+
+    standin.create_service(ResetSim, "/slow/sim/reset", on_reset)
+    standin.create_service(StartEpisode, "/slow/start_episode", lambda request, response: response)
+    params = tmp_path / "runner.yaml"
+    params.write_text("/**/episode_runner:\n  ros__parameters:\n    tasks: [drawer]\n"
+                      "    await_ready: 'late, never'\n    await_ready_timeout_s: 8.0\n")
+    graph = bringup("--namespace", "slow", "--only", "episode_runner", "--params", str(params))
+    assert graph.wait_for(r"\[episode_runner\].*ready"), graph.output()
+    started = time.monotonic()
+    spin_until(rclpy_context, [standin], lambda: False, timeout_s=1.0)
+    standin.create_service(Trigger, "/slow/late/ready", lambda request, response: response)
+    assert spin_until(rclpy_context, [standin], lambda: resets, timeout_s=30), graph.output()
+    assert resets[0] - started > 4.0, "the first reset came before the wait for 'never' ran out"
+    assert graph.wait_for(r"not ready within await_ready_timeout_s \(8 s\): never \(their logs"), graph.output()
+    assert graph.wait_for(r"drawer seed 0: error \(no scene here\)"), graph.output()
+    assert graph.finish(timeout_s=30) == 0, graph.output()
 
 
 def test_bounded_run_ends_by_itself_and_reports(bringup):

@@ -141,7 +141,7 @@ class ReachFarPolicy:
 
         self.config = TrainConfig()
 
-    def act(self, joints, images, instruction, generator=None):
+    def act(self, joints, images, instruction, generator=None, noise_scale=1.0):
         target = np.array(joints, dtype=np.float32)
         target[[1, 2, 8, 9]] += 1.0
         return np.repeat(target[None], 50, axis=0)
@@ -168,7 +168,7 @@ class AlternatingPolicy:
         self.config.model.use_images = False
         self.calls = 0
 
-    def act(self, joints, images, instruction, generator=None):
+    def act(self, joints, images, instruction, generator=None, noise_scale=1.0):
         from aloe.sim.scene import HOME
 
         self.calls += 1

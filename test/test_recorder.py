@@ -14,13 +14,14 @@ from aloe_msgs.msg import EpisodeEvent, JointCommand
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import Trigger
 
 from aloe.cli import main
 from aloe.data.bag_dataset import load_bags
 from aloe.data.lerobot import read_dataset
 from aloe.data.recording import EpisodeBag, EpisodeLog, aloe_typestore, needs_recovery, recover
 from aloe.graph.topics import topic
-from ros_helpers import node, spin_until
+from ros_helpers import call_service, node, spin_until
 from test_bringup import bringup  # noqa: F401  (fixture)
 
 
@@ -112,6 +113,20 @@ def recorder_graph(bringup, tmp_path):  # noqa: F811
 
 def start_event(episode_id, kind=EpisodeEvent.START):
     return EpisodeEvent(episode_id=episode_id, kind=kind, task="sorting", instruction="sort them", seed=3, variant="train")
+
+
+def test_recorder_is_ready_for_episodes_only_once_a_robot_and_an_episode_manager_are_matched(recorder_graph, rclpy_context):
+    """A START the recorder sees late opens the bag late: the episode runner waits for
+    `recorder/ready`, which needs the joint states' and the episode events' publishers."""
+    graph, _ = recorder_graph
+    tester = node(rclpy_context, "tester", namespace="/rec")
+    ready = tester.create_client(Trigger, "recorder/ready")
+    tester.create_publisher(JointState, "joint_states", topic("joint_states").qos)
+    assert not spin_until(rclpy_context, [tester], ready.service_is_ready, timeout_s=3.0)
+    assert graph.wait_for(r"not yet ready for episodes: waiting for /rec/episode$", timeout_s=10), graph.output()
+    tester.create_publisher(EpisodeEvent, "episode", topic("episode").qos)
+    response = call_service(rclpy_context, tester, ready, Trigger.Request(), timeout_s=20)
+    assert response is not None and response.success, graph.output()
 
 
 def test_recorder_writes_an_episode_with_its_interventions(recorder_graph, rclpy_context):

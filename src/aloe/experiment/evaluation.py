@@ -74,10 +74,10 @@ class EpisodeResult:
 
 
 def rollout(policy, session, task: str, seed: int, condition: Condition, replan_every: int = 25,
-            temporal_ensembling: bool = False) -> EpisodeResult:
+            temporal_ensembling: bool = False, noise_scale: float = 1.0) -> EpisodeResult:
     """One episode of `policy` in `session` (a SimSession without scripted operator) until
     the task's detector ends it (success, failure or its time limit). The chunks are
-    executed as the policy node's parameters of the same names execute them."""
+    sampled and executed as the policy node's parameters of the same names say."""
     import torch
 
     scene = session.reset(task, seed, condition.variant, condition.disturbances)
@@ -102,7 +102,7 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
             if model.privileged_state_dim:  # the sim-only diagnostic: object state beside the joints
                 # (its first privileged_state_dim entries: a rung may leave out the task's extras at the end)
                 joints = np.concatenate([joints, session.robot.object_state()[:model.privileged_state_dim]])
-            actions = policy.act(joints, images, scene.instruction, generator)
+            actions = policy.act(joints, images, scene.instruction, generator, noise_scale)
             if policy.has_critic and q_start is None:  # the critic's estimate of the episode, before it runs
                 q_start = policy.q_values(joints, images, scene.instruction, actions)
             chunk_id += 1
@@ -235,8 +235,8 @@ def _start_worker(checkpoint: str, image_size: tuple) -> None:
 
 
 def _run_one(job) -> EpisodeResult:
-    task, seed, condition, replan_every, temporal_ensembling = job
-    return rollout(_worker["policy"], _worker["session"], task, seed, condition, replan_every, temporal_ensembling)
+    task, seed, condition, replan_every, temporal_ensembling, noise_scale = job
+    return rollout(_worker["policy"], _worker["session"], task, seed, condition, replan_every, temporal_ensembling, noise_scale)
 
 
 def episode_key(result: EpisodeResult) -> tuple:
@@ -244,13 +244,14 @@ def episode_key(result: EpisodeResult) -> tuple:
 
 
 def evaluate(checkpoint: Path, tasks, conditions, seeds, replan_every: int = 25, workers: int = 1,
-             image_size=(240, 320), progress=None, skip=frozenset(), on_result=None, temporal_ensembling: bool = False) -> list:
+             image_size=(240, 320), progress=None, skip=frozenset(), on_result=None, temporal_ensembling: bool = False,
+             noise_scale: float = 1.0) -> list:
     """Every (task, condition, seed) episode of one checkpoint but those in `skip` (as
     (task, condition name, seed)), in that order; `on_result(result)` as each ends and
     `progress(done, total)`, both counting the skipped ones as done."""
     import multiprocessing
 
-    every = [(task, seed, condition, replan_every, temporal_ensembling) for task in tasks for condition in conditions for seed in seeds]
+    every = [(task, seed, condition, replan_every, temporal_ensembling, noise_scale) for task in tasks for condition in conditions for seed in seeds]
     jobs = [job for job in every if (job[0], job[2].name, job[1]) not in skip]
     results = []
 

@@ -64,12 +64,13 @@ class Policy:
         return self.model.encoder(joints, image_tensor, self._instruction(instruction))
 
     @torch.no_grad()
-    def act(self, joints, images, instruction: str, generator=None) -> np.ndarray:
+    def act(self, joints, images, instruction: str, generator=None, noise_scale: float = 1.0) -> np.ndarray:
         """One action chunk (H, A) in robot units for the current observation. The starting
         noise is drawn on the CPU (from `generator`), so a seed gives the same chunk on every
-        device up to rounding."""
+        device up to rounding; `noise_scale` below 1 samples nearer the flow's mean chunk
+        (0: the same chunk every time)."""
         m = self.config.model
-        noise = torch.randn(1, m.horizon, m.action_dim, generator=generator)
+        noise = noise_scale * torch.randn(1, m.horizon, m.action_dim, generator=generator)
         chunk = self.model.actor.sample(self.features(joints, images, instruction), noise=noise)[0].cpu().numpy()
         return self.normalizer.unnormalize_actions(chunk).astype(np.float32)
 

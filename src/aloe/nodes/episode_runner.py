@@ -10,6 +10,11 @@ drops a service's response when the server has not yet matched the client's resp
 reader (it waits 100 ms, then logs "failed to send response (timeout)"), which a loaded
 machine can hit right after discovery; the graph would otherwise wait forever. An episode
 whose START event arrives while its answer is lost is taken as started.
+
+Before the first episode it waits until the nodes of `await_ready` offer `<node>/ready`
+(`aloe.graph.readiness`): on a loaded machine DDS took seconds to connect a fresh graph,
+and an episode started meanwhile was recorded late or ran without the operator. A node
+not ready within `await_ready_timeout_s` is named, and the episodes start without it.
 """
 import sys
 import time
@@ -17,10 +22,12 @@ from dataclasses import dataclass
 
 from aloe_msgs.msg import EpisodeEvent
 from aloe_msgs.srv import ResetSim, StartEpisode
+from std_srvs.srv import Trigger
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from aloe.control.episodes import KIND_NAMES
+from aloe.graph.readiness import READY_SERVICE
 from aloe.graph.topics import topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
 from aloe.sim import TASK_NAMES
@@ -34,6 +41,8 @@ PARAMETERS = {
     "skip": "",  # "task/seed,...": episodes already recorded (a resumed `aloe record`)
     "exit_when_done": True,  # end the node (and a bounded bringup) after the last episode
     "answer_timeout_s": 5.0,  # wall time to wait for sim/reset or start_episode before asking again
+    "await_ready": "sim_robot,recorder",  # nodes whose `<node>/ready` the first episode waits for ("": none)
+    "await_ready_timeout_s": 30.0,  # wall time to wait for them before starting without
 }
 
 
@@ -68,6 +77,11 @@ class EpisodeRunner(Node):
         self.answer_timeout_s = value("answer_timeout_s")
         if self.answer_timeout_s <= 0:
             raise NodeConfigError(f"episode_runner: answer_timeout_s must be positive, got {self.answer_timeout_s}")
+        self.await_ready_timeout_s = value("await_ready_timeout_s")
+        if self.await_ready_timeout_s <= 0:
+            raise NodeConfigError(f"episode_runner: await_ready_timeout_s must be positive, got {self.await_ready_timeout_s}")
+        names = [name.strip() for name in value("await_ready").split(",") if name.strip()]
+        self.awaiting = {name: self.create_client(Trigger, f"{name}/{READY_SERVICE}") for name in names}
         self.index, self.episode_id, self.started_at = 0, "", 0.0
         self.pending, self.asked_at, self.starting = None, 0.0, False
         self.ended_ids = set()
@@ -77,6 +91,7 @@ class EpisodeRunner(Node):
         self.create_subscription(EpisodeEvent, episode.name, self.on_episode, episode.qos)
         # Orchestration polls on the wall clock: the sim clock only runs once the sim does.
         self.create_timer(0.1, self.advance, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.created_at = time.monotonic()
 
     @property
     def current(self) -> Planned:
@@ -93,10 +108,21 @@ class EpisodeRunner(Node):
                 f"{self.current.task} seed {self.current.seed}: no answer from {service} in {self.answer_timeout_s:g} s; asking again"
             )
             self.pending = None  # a late answer to it is ignored
-        if not (self.reset_client.service_is_ready() and self.start_client.service_is_ready()):
+        if not (self.reset_client.service_is_ready() and self.start_client.service_is_ready() and self.graph_ready()):
             return
         request = ResetSim.Request(task=self.current.task, seed=self.current.seed, variant=self.variant, disturbances=self.disturbances)
         self.ask(self.reset_client, request, self.on_reset, starting=False)
+
+    def graph_ready(self) -> bool:
+        """Whether the nodes of `await_ready` are ready (or were given up on)."""
+        self.awaiting = {name: client for name, client in self.awaiting.items() if not client.service_is_ready()}
+        if self.awaiting and time.monotonic() - self.created_at > self.await_ready_timeout_s:
+            self.get_logger().warning(
+                f"not ready within await_ready_timeout_s ({self.await_ready_timeout_s:g} s): {', '.join(self.awaiting)} "
+                "(their logs say what they wait for); starting the episodes without"
+            )
+            self.awaiting = {}
+        return not self.awaiting
 
     def ask(self, client, request, on_answer, starting: bool) -> None:
         self.pending, self.asked_at, self.starting = client.call_async(request), time.monotonic(), starting

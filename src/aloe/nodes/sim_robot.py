@@ -30,6 +30,7 @@ from sensor_msgs.msg import Image, JointState
 
 from aloe.control.command_arbiter import RESYNC_TOLERANCE, STAMP_TOLERANCE_NS
 from aloe.data.images import rgb8_fields
+from aloe.graph.readiness import ReadyService, unmatched
 from aloe.graph.topics import CAMERAS, NEWEST_ONLY_QOS, camera_topic, topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, publish_sample, run
 from aloe.sim.disturbances import DisturbanceError
@@ -82,6 +83,8 @@ class SimRobotNode(Node):
         self.command, self.resyncing = None, False
         self.operator_driving = False
         self.episode_id = ""
+        self.scripted_operator = value("scripted_operator")
+        self.heard_mux = False
 
         joint_states = topic("joint_states")
         self.joint_states = self.create_publisher(JointState, joint_states.name, joint_states.qos)
@@ -111,8 +114,25 @@ class SimRobotNode(Node):
         self.operator_message = None  # the operator's command of the tick that waits, resent until it returns
         if self.lockstep:
             self.create_timer(LOCKSTEP_RESEND_S, self.check_lockstep_wait)
+        ReadyService(self, self.not_yet_connected)
+
+    def not_yet_connected(self) -> list:
+        """What an episode still needs from the graph: the mux's commands (which it sends
+        only once it has our joint states), every reader of our streams matched, and, for the
+        scripted operator, the mux listening to it."""
+        streams = ["joint_states", "operator/command", "command", "episode", *(camera_topic(c) for c in CAMERAS)]
+        missing = unmatched(self, streams, required=("episode",))
+        if not self.heard_mux:
+            missing.append("a command from the mux")
+        elif self.scripted_operator:
+            senders = {(i.node_namespace, i.node_name) for i in self.get_publishers_info_by_topic(self.resolve_topic_name("command"))}
+            listeners = {(i.node_namespace, i.node_name) for i in self.get_subscriptions_info_by_topic(self.operator.topic_name)}
+            if not senders <= listeners:
+                missing.append("the mux reading operator/command")
+        return missing
 
     def on_command(self, msg: JointCommand) -> None:
+        self.heard_mux = True
         self.mux_forwards = self.mux_forwards or msg.source == JointCommand.SOURCE_OPERATOR
         # The operator's answer to the last tick is stamped at it (the mux keeps its
         # source's stamp); an earlier stamp answers an earlier tick: newest, but no answer.
