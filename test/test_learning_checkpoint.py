@@ -41,6 +41,18 @@ def test_round_trip_is_exact(trained):
     assert list(path.parent.iterdir()) == [path]  # the atomic write left nothing behind
 
 
+def test_a_zero_noise_scale_samples_the_same_chunk_whatever_the_seed(trained):
+    checkpoint, _, episodes = trained
+    policy, episode = Policy(checkpoint), episodes[0]
+    observation = (episode.joints[0], episode.images[0], episode.instruction)
+    chunk = lambda seed, scale: policy.act(*observation, generator=torch.Generator().manual_seed(seed), noise_scale=scale)  # noqa: E731
+    assert np.array_equal(chunk(1, 0.0), chunk(2, 0.0))
+    assert not np.allclose(chunk(1, 1.0), chunk(2, 1.0))
+    # Between the two: nearer the mean chunk than a full draw from the same seed.
+    mean = chunk(1, 0.0)
+    assert np.abs(chunk(3, 0.5) - mean).mean() < np.abs(chunk(3, 1.0) - mean).mean()
+
+
 def test_truncated_file_is_refused(trained, tmp_path):
     _, path, _ = trained
     cut = tmp_path / "cut.safetensors"
