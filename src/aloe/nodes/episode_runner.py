@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 from aloe_msgs.msg import EpisodeEvent
 from aloe_msgs.srv import ResetSim, StartEpisode
-from std_srvs.srv import Trigger
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from std_srvs.srv import Trigger
 
 from aloe.control.episodes import KIND_NAMES
 from aloe.graph.readiness import READY_SERVICE

@@ -67,7 +67,7 @@ class Recorder(Node):
         self.create_timer(self.flush_every_s, self.flush_quiet, clock=Clock(clock_type=ClockType.STEADY_TIME))
         # Ready once every publisher of what it records is matched, and a robot and an
         # episode manager are: a START seen late opens the bag late.
-        ReadyService(self, lambda: unmatched(self, [*names, episode.name], required=("joint_states", episode.name)))
+        self.ready = ReadyService(self, lambda: unmatched(self, [*names, episode.name], required=("joint_states", episode.name)))
 
     def flush_quiet(self) -> None:
         if self.bag is not None and time.monotonic() - self.bag.last_flush >= self.flush_every_s:

@@ -114,7 +114,7 @@ class SimRobotNode(Node):
         self.operator_message = None  # the operator's command of the tick that waits, resent until it returns
         if self.lockstep:
             self.create_timer(LOCKSTEP_RESEND_S, self.check_lockstep_wait)
-        ReadyService(self, self.not_yet_connected)
+        self.ready = ReadyService(self, self.not_yet_connected)
 
     def not_yet_connected(self) -> list:
         """What an episode still needs from the graph: the mux's commands (which it sends
