@@ -51,10 +51,12 @@ def wait_for_subscribers(node, publishers, delay_s: float, timeout_s: float = 5.
     the episode are not lost to discovery."""
     import rclpy
 
+    from aloe.graph.readiness import unmatched
+
     time.sleep(delay_s)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if all(p.get_subscription_count() >= node.count_subscribers(p.topic_name) for p in publishers):
+        if not unmatched(node, [p.topic_name for p in publishers]):
             return
         rclpy.spin_once(node, timeout_sec=0.05)
 

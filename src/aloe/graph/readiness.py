@@ -23,17 +23,11 @@ def unmatched(node, topics: Iterable[str], required: Iterable[str] = ()) -> list
     peer that its view of the graph shows, or, for `required`, have matched none."""
     required = {node.resolve_topic_name(name) for name in required}
     wanted = {node.resolve_topic_name(name) for name in topics}
-    missing = []
-    for endpoint in [*node.publishers, *node.subscriptions]:
-        name = endpoint.topic_name
-        if name not in wanted:
-            continue
-        is_publisher = hasattr(endpoint, "get_subscription_count")
-        matched = endpoint.get_subscription_count() if is_publisher else endpoint.get_publisher_count()
-        peers = node.count_subscribers(name) if is_publisher else node.count_publishers(name)
-        if matched < max(peers, 1 if name in required else 0):
-            missing.append(name)
-    return sorted(set(missing))
+    counts = [(p.topic_name, p.get_subscription_count(), node.count_subscribers(p.topic_name))
+              for p in node.publishers if p.topic_name in wanted]
+    counts += [(s.topic_name, s.get_publisher_count(), node.count_publishers(s.topic_name))
+               for s in node.subscriptions if s.topic_name in wanted]
+    return sorted({name for name, matched, peers in counts if matched < max(peers, 1 if name in required else 0)})
 
 
 class ReadyService:
