@@ -52,9 +52,12 @@ def test_post_training_round_starts_from_a_checkpoint(tmp_path):
 def test_bad_input_is_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("critic:\n  pessimism: optimistic\n")
+    schedule = tmp_path / "schedule.yaml"
+    schedule.write_text("pretrain_lr_schedule: step\n")
     for args, message in (
         (["--synthetic", "2", "--init", str(tmp_path / "none.safetensors")], "does not exist"),
         (["--synthetic", "2", "--config", str(bad)], "pessimism must be 'min' or 'mean_std'"),
+        (["--synthetic", "2", "--config", str(schedule)], "pretrain_lr_schedule must be one of constant, cosine"),
     ):
         result = subprocess.run([sys.executable, "-m", "aloe.cli", "train", *args], capture_output=True, text=True, timeout=120)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
@@ -150,3 +153,21 @@ def test_pre_training_clones_the_episodes_that_succeeded():
              - e.actions[:config.model.horizon]).mean()
             for e in successes for seed in range(8)])  # chunks drawn from both modes, when there are two
     assert abs(offsets[True]) < 0.5 and offsets[False] > offsets[True] + 0.5, offsets
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_pre_training_follows_its_learning_rate_schedule(schedule):
+    """The optimizer's rate at the last of 40 steps: `lr` when constant; near 0 on the cosine
+    (0.5 * (1 + cos(pi * 39 / 40)) = 0.00154 of `lr`)."""
+    import yaml
+
+    from aloe.learning.algorithm import scheduled_lr
+    from aloe.learning.config import TrainConfig, from_dict
+    from aloe.learning.train import train
+
+    assert [scheduled_lr(1.0, step, 40, "cosine") for step in (0, 20, 40)] == pytest.approx([1.0, 0.5, 0.0])
+    tiny = yaml.safe_load(Path(TINY).read_text())
+    config = from_dict(TrainConfig, {**tiny, "algo": "bc", "pretrain_steps": 40, "improve_steps": 0,
+                                     "pretrain_lr_schedule": schedule})
+    last = train(config, synthetic.dataset(2, seed=4, image_size=(24, 32)), progress=False).metrics["pretrain/lr"]
+    assert last == pytest.approx(config.lr if schedule == "constant" else 0.00154 * config.lr, rel=0.01)

@@ -95,6 +95,15 @@ def average_weights(average, online, step: int, decay: float) -> None:
     polyak_update(average, online, 1.0 - min(decay, (1 + step) / (10 + step)))
 
 
+def scheduled_lr(base: float, step: int, total: int, schedule: str) -> float:
+    """The learning rate at `step` of `total`: `base` throughout ("constant"), or from `base`
+    down to 0 along a half cosine ("cosine"). A function of the step alone, so a resumed run
+    continues the same schedule."""
+    if schedule == "constant":
+        return base
+    return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
 def fit_critic(critic, data: CriticData, config: CriticConfig, steps: int, batch_size: int,
                generator=None, forward=None, on_step=None):
     """Train `critic` in place by chunked TD; `forward` may be a DDP wrapper of it."""

@@ -4,6 +4,7 @@ from dataclasses import asdict, dataclass, field, fields
 ALGORITHMS = ("aloe", "bc", "ibc", "mc")
 CRITIC_TARGETS = ("pessimistic", "mean", "per_head")
 REWARDS = ("success", "stages")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -108,6 +109,9 @@ class TrainConfig:
     improve_steps: int = 1000  # advantage-weighted flow matching on frozen features
     batch_size: int = 64
     lr: float = 3e-4
+    # Pre-training's learning rate over its steps: "constant", or "cosine": from `lr` down to
+    # 0 along a half cosine, the schedule of Diffusion Policy's training.
+    pretrain_lr_schedule: str = "constant"
     # The actor (and, in pre-training, the encoder) ends as the moving average of its weights
     # over the run, as diffusion and flow policies are usually deployed; 0: the last step's.
     ema_decay: float = 0.999
@@ -168,6 +172,8 @@ def validate(config, where: str = "config") -> None:
             raise ConfigError(f"{where}.improve.beta must be positive, got {config.improve.beta}")
         if not 0 <= config.ema_decay < 1:
             raise ConfigError(f"{where}.ema_decay must be in [0, 1), got {config.ema_decay}")
+        if config.pretrain_lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"{where}.pretrain_lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {config.pretrain_lr_schedule!r}")
         if config.pretrain_noise_draws < 1:
             raise ConfigError(f"{where}.pretrain_noise_draws must be at least 1, got {config.pretrain_noise_draws}")
         if not config.model.encoder_widths or any(int(w) < 8 or int(w) % 8 for w in config.model.encoder_widths):

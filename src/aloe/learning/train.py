@@ -323,11 +323,13 @@ def _pretrain(model, observations, obs, actions, mask, config, runtime, batches,
     for step in range(start, config.pretrain_steps):
         index = torch.randint(len(obs), (max(config.batch_size // draws, 1),), generator=batches).to(runtime.device)
         loss = forward(*observations.rows(obs[index]), actions[index], mask[index], draws).mean()
+        for group in optimizer.param_groups:
+            group["lr"] = algorithm.scheduled_lr(config.lr, step, config.pretrain_steps, config.pretrain_lr_schedule)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         algorithm.average_weights(average, bc, step, config.ema_decay)
-        log.step(step, {"pretrain/fm_loss": loss.item()})
+        log.step(step, {"pretrain/fm_loss": loss.item(), "pretrain/lr": optimizer.param_groups[0]["lr"]})
         if resume is not None:
             resume.maybe_save(step + 1, modules, optimizer, batches, runtime.device)
     bc.load_state_dict(average.state_dict())
