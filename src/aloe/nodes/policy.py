@@ -31,6 +31,7 @@ from sensor_msgs.msg import Image, JointState
 from aloe.control.chunking import Chunk, ChunkExecutor, ObservationSync
 from aloe.control.takeover import TakeoverMonitor
 from aloe.data.images import ImageEncodingError, rgb_array
+from aloe.graph.readiness import ReadyService, unmatched
 from aloe.graph.topics import CAMERAS, NEWEST_ONLY_QOS, camera_topic, topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, run, stamp_seconds
 
@@ -113,6 +114,11 @@ class PolicyNode(Node):
             self.create_subscription(Clock, "/clock", self.on_clock, topic("/clock").qos)
         else:
             self.create_timer(self.period, self.tick)
+        # Ready for episodes once loaded and matched with a robot's sensors, an episode
+        # manager and a mux reading its commands: a chunk from a half-connected policy waits.
+        sensors = ["joint_states", "episode", *(camera_topic(camera) for camera in CAMERAS)]
+        self.ready = ReadyService(self, lambda: (["a checkpoint"] if self.policy is None and self.pending is None else [])
+                                  + unmatched(self, [*sensors, "command", "policy/command"], required=[*sensors, "policy/command"]))
 
     def load(self, path: str):
         from aloe.learning.checkpoint import CheckpointError
