@@ -53,6 +53,24 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     assert not interrupted.path.exists()
 
 
+def test_a_state_saved_before_a_setting_existed_resumes_while_the_setting_keeps_its_default(tmp_path):
+    from aloe.learning.config import ModelConfig, TrainConfig, to_dict
+
+    older = to_dict(TrainConfig())
+    del older["pretrain_lr_schedule"], older["model"]["joint_noise"]  # settings the older code lacked
+    saved = ResumeFile(tmp_path / "state.pt", every=10, identity={"config": older, "data": "abc"})
+    sgd_run(saved, steps=30, stop_at=15)
+    settings = lambda **changes: {"config": to_dict(TrainConfig(**changes)), "data": "abc"}  # noqa: E731
+    for identity, resumes in ((settings(), True), (settings(pretrain_lr_schedule="cosine"), False),
+                              (settings(model=ModelConfig(joint_noise=0.1)), False), (settings(lr=1e-3), False),
+                              ({**settings(), "data": "xyz"}, False)):
+        messages = []
+        step = ResumeFile(saved.path, every=10, identity=identity).load(
+            {"model": torch.nn.Linear(4, 2)}, torch.optim.Adam(torch.nn.Linear(4, 2).parameters()), torch.Generator(),
+            say=messages.append)
+        assert step == (10 if resumes else 0), (identity, messages)
+
+
 def test_a_killed_aloe_train_resumes_its_pretraining(tmp_path):
     command = [sys.executable, "-m", "aloe.cli", "train", "--config", TINY, "--no-progress", "--algo", "bc",
                "--synthetic", "4", "--pretrain-steps", "120", "--improve-steps", "2", "--save-every", "10"]

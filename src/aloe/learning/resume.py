@@ -5,7 +5,9 @@ a crash, a killed job or the end of a session should cost at most `every` steps 
 file holds what the next step depends on: the modules, the optimiser, the batch sampler's
 generator and the global RNG that draws the flow-matching noise. A resumed run therefore
 ends with the very weights of an uninterrupted one. It also holds what the state is valid
-for (config, data fingerprint, rank): a file from another run is set aside, not used.
+for (config, data fingerprint, rank): a file from another run is set aside, not used. A
+setting added to the code since the file was saved counts as the same run while it keeps
+its default: new settings default to how runs went before they existed.
 """
 import os
 from dataclasses import dataclass
@@ -13,6 +15,31 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+
+from aloe.learning.config import TrainConfig, to_dict
+
+
+def same_run(saved: dict, current: dict) -> bool:
+    """Whether a state saved with identity `saved` belongs to the run of identity `current`."""
+    if set(saved) != set(current) or any(saved[key] != current[key] for key in current if key != "config"):
+        return False
+    return "config" not in current or same_settings(saved["config"], current["config"], to_dict(TrainConfig()))
+
+
+def same_settings(saved: dict, current: dict, defaults: dict) -> bool:
+    """Equal, but for settings `saved` lacks (added to the code since) left at their defaults."""
+    if not set(saved) <= set(current):
+        return False
+    for key, value in current.items():
+        if key not in saved:
+            if key not in defaults or value != defaults[key]:
+                return False
+        elif isinstance(value, dict) and isinstance(saved[key], dict):
+            if not same_settings(saved[key], value, defaults.get(key, {})):
+                return False
+        elif saved[key] != value:
+            return False
+    return True
 
 
 @dataclass
@@ -37,7 +64,7 @@ class ResumeFile:
         except Exception as error:  # a torn or foreign file must not stop the training
             say(f"cannot read {self.path} ({type(error).__name__}: {error}); pre-training from step 0")
             return 0
-        if state.get("identity") != self.identity:
+        if not same_run(state.get("identity") or {}, self.identity):
             say(f"{self.path} belongs to another run (config, data or processes differ); pre-training from step 0")
             return 0
         for name, module in modules.items():
