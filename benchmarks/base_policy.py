@@ -121,6 +121,8 @@ def main() -> int:
     parser.add_argument("--replan-every", type=int, default=25)
     parser.add_argument("--temporal-ensembling", action="store_true", help="every chunk covering a step votes (ACT)")
     parser.add_argument("--noise-scale", type=float, default=1.0, help="the flow's starting noise times this (0: its mean chunk)")
+    parser.add_argument("--camera-every", type=int, default=0,
+                        help="the policy sees the newest image of cameras shooting every N steps, as in the graph (0: rendered when it looks)")
     parser.add_argument("--workers", type=int, default=2, help="evaluation processes")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in BC (1 when other work shares the machine)")
     parser.add_argument("--checkpoint", metavar="CKPT", help="evaluate this checkpoint instead of training one "
@@ -138,14 +140,14 @@ def main() -> int:
 
     seeds = range(args.first_seed, args.first_seed + args.episodes)
     results = evaluate(path, [args.task], [Condition("train")], seeds, replan_every=args.replan_every, workers=args.workers,
-                       temporal_ensembling=args.temporal_ensembling, noise_scale=args.noise_scale)
+                       temporal_ensembling=args.temporal_ensembling, noise_scale=args.noise_scale, camera_every=args.camera_every)
     successes = sum(r.success for r in results)
     low, high = wilson_interval(successes, len(results))
     row = {
         "task": args.task, "name": args.name, "success": f"{successes}/{len(results)}", "low": round(low, 3), "high": round(high, 3),
         "stages": stage_rates(results), "bc_minutes": None if minutes is None else round(minutes, 1), "demos_used": used,
         "seeds": f"{seeds.start}-{seeds.stop - 1}", "replan_every": args.replan_every,
-        "temporal_ensembling": args.temporal_ensembling, "noise_scale": args.noise_scale,
+        "temporal_ensembling": args.temporal_ensembling, "noise_scale": args.noise_scale, "camera_every": args.camera_every,
         "command": "python benchmarks/base_policy.py " + shlex.join(sys.argv[1:]),
     }
     print(json.dumps(row), flush=True)

@@ -141,6 +141,7 @@ def test_a_node_that_dies_is_named_and_the_rest_are_stopped(bringup):
     ("policy", "device: gpu", "device 'gpu' is not a torch device: use cpu, cuda or cuda:N"),
     ("sim_robot", "real_time_factor: -1.0", "real_time_factor must be >= 0, got -1.0"),
     ("recorder", "flush_every_s: 0.0", "flush_every_s must be positive, got 0.0"),
+    ("recorder", "keep_before_start_s: -1.0", "keep_before_start_s must be at least 0, got -1.0"),
     ("trainer", "min_new_episodes: 0", "min_new_episodes must be >= 1, got 0"),
     ("episode_runner", "answer_timeout_s: 0.0", "answer_timeout_s must be positive, got 0.0"),
 ])

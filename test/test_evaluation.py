@@ -185,3 +185,32 @@ def test_rollouts_execute_chunks_as_the_policy_node_does(temporal_ensembling, wa
     np.testing.assert_allclose(waist[:5], 0.0, atol=1e-6)  # the first chunk alone
     # With ensembling the two chunks vote (weights exp(-0.01 i): nearly halves); without, the newest rules.
     assert waist[5] == pytest.approx(waist_after_second_chunk, abs=2e-4)
+
+
+class LookingPolicy:
+    """Turns the waists steadily and keeps every image set it is shown."""
+
+    has_critic, version = False, "looking"
+
+    def __init__(self):
+        from aloe.learning.config import TrainConfig
+
+        self.config = TrainConfig()
+        self.seen = []
+
+    def act(self, joints, images, instruction, generator=None, noise_scale=1.0):
+        self.seen.append(images.copy())
+        target = np.array(joints, dtype=np.float32)
+        target[[0, 7]] += 0.5
+        return np.repeat(target[None], 50, axis=0)
+
+
+@pytest.mark.parametrize("camera_every", [0, 10])
+def test_rollouts_can_show_the_policy_images_as_old_as_the_graphs_cameras_do(camera_every):
+    """In the graph the cameras shoot every 10 steps and the policy replans when it will, so
+    its images are up to 9 steps old; by default the rollout renders when the policy looks."""
+    policy = LookingPolicy()
+    commands_sent(policy, replan_every=5, camera_every=camera_every)
+    changed = [not np.array_equal(before, after) for before, after in zip(policy.seen[:4], policy.seen[1:5])]
+    # Replans at steps 0, 5, 10, 15, 20: a fresh render each time, or a new frame at 10 and 20 only.
+    assert changed == ([True] * 4 if camera_every == 0 else [False, True, False, True])

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 from aloe_msgs.msg import EpisodeEvent, JointCommand
+from builtin_interfaces.msg import Time
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 from sensor_msgs.msg import Image, JointState
@@ -162,6 +163,38 @@ def test_recorder_writes_an_episode_with_its_interventions(recorder_graph, rclpy
     assert meta["aloe.interventions"] == "1" and meta["aloe.policy_versions"] == "v1,v2"
     # The recorder timed the takeover on its own (wall) clock: as long as we drove.
     assert abs(float(meta["aloe.intervention_seconds"]) - (handed_over[50] - handed_over[30])) < 0.15
+
+
+def test_a_start_seen_late_still_records_what_was_stamped_since_it(recorder_graph, rclpy_context):
+    """DDS can match the latched START's writer a second after the episode began (a fresh
+    graph under load: a lockstep bag once opened 46 steps late). The recorder keeps the last
+    seconds between episodes and writes what is stamped at or after the START's stamp."""
+    graph, bags = recorder_graph
+    tester = node(rclpy_context, "tester", namespace="/rec")
+    episode = tester.create_publisher(EpisodeEvent, "episode", topic("episode").qos)
+    states = tester.create_publisher(JointState, "joint_states", topic("joint_states").qos)
+    spin_until(rclpy_context, [tester], lambda: states.get_subscription_count() > 0, timeout_s=10)
+
+    def stamped(step):
+        state = joint_state(float(step))
+        state.header.stamp = Time(sec=100 + step // 50, nanosec=(step % 50) * 20_000_000)
+        return state
+
+    for step in range(-10, 30):  # ten steps of the episode before, then 30 of this one
+        states.publish(stamped(step + 50))
+        spin_until(rclpy_context, [tester], lambda: False, timeout_s=0.02)
+    start = start_event("rec-late")
+    start.header.stamp = Time(sec=101)  # step 50
+    episode.publish(start)
+    assert graph.wait_for(r"recording rec-late .*30 messages from before its START"), graph.output()
+    for step in range(30, 40):
+        states.publish(stamped(step + 50))
+        spin_until(rclpy_context, [tester], lambda: False, timeout_s=0.02)
+    spin_until(rclpy_context, [tester], lambda: False, timeout_s=0.3)
+    episode.publish(start_event("rec-late", EpisodeEvent.SUCCESS))
+    assert graph.wait_for(r"rec-late: success"), graph.output()
+    positions = sorted(s.position[0] for s in read_with_mcap(bags / "rec-late")["/rec/joint_states"])
+    assert positions == [float(k) for k in range(50, 90)]
 
 
 def test_recorder_killed_mid_episode_loses_at_most_the_last_flush(recorder_graph, rclpy_context):

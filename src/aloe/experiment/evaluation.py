@@ -74,10 +74,12 @@ class EpisodeResult:
 
 
 def rollout(policy, session, task: str, seed: int, condition: Condition, replan_every: int = 25,
-            temporal_ensembling: bool = False, noise_scale: float = 1.0) -> EpisodeResult:
+            temporal_ensembling: bool = False, noise_scale: float = 1.0, camera_every: int = 0) -> EpisodeResult:
     """One episode of `policy` in `session` (a SimSession without scripted operator) until
     the task's detector ends it (success, failure or its time limit). The chunks are
-    sampled and executed as the policy node's parameters of the same names say."""
+    sampled and executed as the policy node's parameters of the same names say. The policy
+    sees images rendered when it looks, or with `camera_every` N the newest of a camera
+    that shoots every N steps, as the graph's cameras do (up to N-1 steps old)."""
     import torch
 
     scene = session.reset(task, seed, condition.variant, condition.disturbances)
@@ -88,14 +90,16 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
     q_start, chunk_id, steps, outcome = None, 0, 0, None
     stage_names = session.robot.task.stage_names
     model = policy.config.model
-    reached = set()
+    reached, images = set(), None
     while outcome is None:
         now = steps * CONTROL_DT
         measured = session.robot.joint_positions()
         mux.observe(measured, now)
+        if model.use_images and camera_every and steps % camera_every == 0:
+            rendered = session.robot.render()
+            images = np.stack([rendered[camera] for camera in CAMERAS])
         if executor.wants_observation():
-            images = None
-            if model.use_images:
+            if model.use_images and not camera_every:
                 rendered = session.robot.render()
                 images = np.stack([rendered[camera] for camera in CAMERAS])
             joints = measured.astype(np.float32)
@@ -235,8 +239,9 @@ def _start_worker(checkpoint: str, image_size: tuple) -> None:
 
 
 def _run_one(job) -> EpisodeResult:
-    task, seed, condition, replan_every, temporal_ensembling, noise_scale = job
-    return rollout(_worker["policy"], _worker["session"], task, seed, condition, replan_every, temporal_ensembling, noise_scale)
+    task, seed, condition, replan_every, temporal_ensembling, noise_scale, camera_every = job
+    return rollout(_worker["policy"], _worker["session"], task, seed, condition, replan_every, temporal_ensembling, noise_scale,
+                   camera_every)
 
 
 def episode_key(result: EpisodeResult) -> tuple:
@@ -245,13 +250,14 @@ def episode_key(result: EpisodeResult) -> tuple:
 
 def evaluate(checkpoint: Path, tasks, conditions, seeds, replan_every: int = 25, workers: int = 1,
              image_size=(240, 320), progress=None, skip=frozenset(), on_result=None, temporal_ensembling: bool = False,
-             noise_scale: float = 1.0) -> list:
+             noise_scale: float = 1.0, camera_every: int = 0) -> list:
     """Every (task, condition, seed) episode of one checkpoint but those in `skip` (as
     (task, condition name, seed)), in that order; `on_result(result)` as each ends and
     `progress(done, total)`, both counting the skipped ones as done."""
     import multiprocessing
 
-    every = [(task, seed, condition, replan_every, temporal_ensembling, noise_scale) for task in tasks for condition in conditions for seed in seeds]
+    every = [(task, seed, condition, replan_every, temporal_ensembling, noise_scale, camera_every)
+             for task in tasks for condition in conditions for seed in seeds]
     jobs = [job for job in every if (job[0], job[2].name, job[1]) not in skip]
     results = []
 

@@ -5,16 +5,21 @@ DDS delivered it (raw CDR, no decoding), stamped with the node's clock (sim time
 simulation), plus the episode events. The bag's metadata holds the task, instruction,
 seed, variant, outcome, the policy versions that drove and the operator's interventions.
 The bag is flushed every `flush_every_s`: a recorder killed mid-episode loses at most that
-much (`aloe bag recover` then completes the bag). A failing disk stops recording with one
+much (`aloe bag recover` then completes the bag). Between episodes it keeps the last
+`keep_before_start_s` of messages: when the START reaches it late (DDS matches the latched
+event's writer on its own time), the messages stamped since the START's stamp still go in. A failing disk stops recording with one
 clear error; the robot is unaffected, since nothing waits on the recorder.
 """
+import struct
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 from aloe_msgs.msg import EpisodeEvent, JointCommand
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from rclpy.time import Time
 from rclpy.serialization import deserialize_message, serialize_message
 
 from aloe.data.recording import EpisodeBag, EpisodeLog, RecordingError, aloe_typestore
@@ -29,7 +34,14 @@ PARAMETERS = {
     "out_dir": "bags",
     "topics": RECORDED,  # contract topics written besides `episode`
     "flush_every_s": 0.5,  # at most this much is lost when the recorder is killed
+    "keep_before_start_s": 5.0,  # wall time of messages kept between episodes, for a late START
 }
+
+
+def header_stamp_ns(data: bytes) -> int:
+    """The header stamp of a raw CDR message whose first field is a std_msgs/Header."""
+    sec, nanosec = struct.unpack_from("<iI" if data[1] == 1 else ">iI", data, 4)
+    return sec * 1_000_000_000 + nanosec
 
 
 class Recorder(Node):
@@ -41,6 +53,10 @@ class Recorder(Node):
         self.flush_every_s = self.get_parameter("flush_every_s").value
         if self.flush_every_s <= 0:
             raise NodeConfigError(f"recorder: flush_every_s must be positive, got {self.flush_every_s}")
+        self.keep_before_start_s = self.get_parameter("keep_before_start_s").value
+        if self.keep_before_start_s < 0:
+            raise NodeConfigError(f"recorder: keep_before_start_s must be at least 0, got {self.keep_before_start_s}")
+        self.before_start = deque()  # (monotonic receipt, log time, topic, raw) while no bag is open
         names = self.get_parameter("topics").value
         unknown = [n for n in names if n not in RECORDED]
         if unknown:
@@ -81,15 +97,22 @@ class Recorder(Node):
 
     def on_message(self, name: str, data: bytes) -> None:
         if self.bag is None:
+            self.keep(name, data)
             return
+        self.write(name, data, self.now_ns())
+
+    def keep(self, name: str, data: bytes) -> None:
+        received = time.monotonic()
+        self.before_start.append((received, self.now_ns(), name, data))
+        while self.before_start and received - self.before_start[0][0] > self.keep_before_start_s:
+            self.before_start.popleft()
+
+    def write(self, name: str, data: bytes, log_ns: int) -> None:
         if name == self.command_topic:
             command = deserialize_message(data, JointCommand)
-            self.log.on_command(self.now_ns() * 1e-9, command.source, command.policy_version)
-        self.write(name, data)
-
-    def write(self, name: str, data: bytes) -> None:
+            self.log.on_command(log_ns * 1e-9, command.source, command.policy_version)
         try:
-            self.bag.write(name, self.now_ns(), data)
+            self.bag.write(name, log_ns, data)
         except RecordingError as error:
             self.stop_recording(error)
 
@@ -103,7 +126,7 @@ class Recorder(Node):
                 self.finish("truncated", "a new episode started before this one ended")
             self.start(event)
         elif self.bag is not None and event.episode_id == self.log.start["episode_id"]:
-            self.write(self.episode_topic, serialize_message(event))
+            self.write(self.episode_topic, serialize_message(event), self.now_ns())
             if self.bag is not None:
                 self.finish(OUTCOME_NAMES[event.kind], event.reason)
 
@@ -116,8 +139,17 @@ class Recorder(Node):
             return
         fields = ("episode_id", "task", "instruction", "seed", "variant")
         self.log = EpisodeLog({name: getattr(event, name) for name in fields})
-        self.write(self.episode_topic, serialize_message(event))
-        self.get_logger().info(f"recording {event.episode_id} ({event.task}) to {path}")
+        self.write(self.episode_topic, serialize_message(event), self.now_ns())
+        # What arrived before the START but belongs to the episode (stamped since it began).
+        start_ns = Time.from_msg(event.header.stamp).nanoseconds
+        kept, self.before_start = self.before_start, deque()
+        early = [(log_ns, name, data) for _, log_ns, name, data in kept if start_ns > 0 and header_stamp_ns(data) >= start_ns]
+        for log_ns, name, data in early:
+            if self.bag is not None:
+                self.write(name, data, log_ns)
+        self.get_logger().info(
+            f"recording {event.episode_id} ({event.task}) to {path}" + (f", {len(early)} messages from before its START" if early else "")
+        )
 
     def finish(self, outcome: str, reason: str) -> None:
         bag, log = self.bag, self.log
