@@ -54,10 +54,13 @@ def test_bad_input_is_one_line(tmp_path):
     bad.write_text("critic:\n  pessimism: optimistic\n")
     schedule = tmp_path / "schedule.yaml"
     schedule.write_text("pretrain_lr_schedule: step\n")
+    stride = tmp_path / "stride.yaml"
+    stride.write_text("pretrain_stride: -1\n")
     for args, message in (
         (["--synthetic", "2", "--init", str(tmp_path / "none.safetensors")], "does not exist"),
         (["--synthetic", "2", "--config", str(bad)], "pessimism must be 'min' or 'mean_std'"),
         (["--synthetic", "2", "--config", str(schedule)], "pretrain_lr_schedule must be one of constant, cosine"),
+        (["--synthetic", "2", "--config", str(stride)], "pretrain_stride must be >= 0 (0: data.stride), got -1"),
     ):
         result = subprocess.run([sys.executable, "-m", "aloe.cli", "train", *args], capture_output=True, text=True, timeout=120)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
@@ -171,3 +174,42 @@ def test_pre_training_follows_its_learning_rate_schedule(schedule):
                                      "pretrain_lr_schedule": schedule})
     last = train(config, synthetic.dataset(2, seed=4, image_size=(24, 32)), progress=False).metrics["pretrain/lr"]
     assert last == pytest.approx(config.lr if schedule == "constant" else 0.00154 * config.lr, rel=0.01)
+
+
+def test_pre_training_can_clone_every_step_with_the_newest_frame_at_or_before_it():
+    """The policy node replans between camera frames, so its images are up to a frame old;
+    with `pretrain_stride` 1, BC clones a chunk at every step, each with the frame the robot
+    had then, and keeps each frame once (every step's own copy would not fit in memory)."""
+    import yaml
+
+    from aloe.learning.config import TrainConfig, from_dict
+    from aloe.learning.data import Normalizer, chunk_transitions
+    from aloe.learning.train import Logger, Runtime, _cloned, build_observations
+
+    import torch
+
+    episodes = synthetic.dataset(2, seed=5, image_size=(24, 32))
+    for episode in episodes:
+        episode.outcome = "success"
+    tiny = yaml.safe_load(Path(TINY).read_text())
+    normalizer = Normalizer.fit(episodes)
+    runtime = Runtime(torch.device("cpu"))
+    cloned = {}
+    for stride in (0, 1):
+        config = from_dict(TrainConfig, {**tiny, "algo": "bc", "pretrain_stride": stride})
+        transitions = chunk_transitions(episodes, config.model.horizon, config.data)
+        observations = build_observations(episodes, transitions, normalizer, config, runtime.device)
+        cloned[stride] = _cloned(episodes, transitions, observations, normalizer, config, runtime, Logger(runtime, 1, progress=False))
+    every = sum(len(e) for e in episodes)  # all of them end in success: chunks run past the end, masked
+    observations, obs, actions, mask = cloned[1]
+    assert len(obs) == every and len(cloned[0][1]) == sum(-(-len(e) // 5) for e in episodes)
+    assert len(observations.frames) == sum(len(e.images) for e in episodes)
+    row = 0
+    for episode in episodes:
+        for step in range(len(episode)):
+            joints, images, _ = observations.rows(obs[row : row + 1])
+            frame = episode.images[episode.image_index(step)]
+            assert np.array_equal(images[0].numpy(), frame), (step, episode.image_steps[:3])
+            np.testing.assert_allclose(joints[0].numpy(), normalizer.joints(episode.joints[step : step + 1])[0], atol=1e-6)
+            np.testing.assert_allclose(actions[row, 0].numpy(), normalizer.actions(episode.actions[step : step + 1])[0], atol=1e-5)
+            row += 1

@@ -105,6 +105,10 @@ class TrainConfig:
     # Pre-training clones the episodes that succeeded (all of them when none did): a
     # demonstration the operator lost, e.g. to graph timing, teaches what not to do.
     pretrain_successes_only: bool = True
+    # Pre-training's chunks start every this many steps (0: `data.stride`, as the critic's).
+    # At 1 BC sees every step, each with the newest camera frame at or before it: images up
+    # to 9 steps old at 5 Hz, as the policy node sees them when it replans between frames.
+    pretrain_stride: int = 0
     critic_steps: int = 2000  # policy evaluation (aloe's critic, mc's value)
     improve_steps: int = 1000  # advantage-weighted flow matching on frozen features
     batch_size: int = 64
@@ -174,6 +178,8 @@ def validate(config, where: str = "config") -> None:
             raise ConfigError(f"{where}.ema_decay must be in [0, 1), got {config.ema_decay}")
         if config.pretrain_lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"{where}.pretrain_lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {config.pretrain_lr_schedule!r}")
+        if config.pretrain_stride < 0:
+            raise ConfigError(f"{where}.pretrain_stride must be >= 0 (0: data.stride), got {config.pretrain_stride}")
         if config.pretrain_noise_draws < 1:
             raise ConfigError(f"{where}.pretrain_noise_draws must be at least 1, got {config.pretrain_noise_draws}")
         if not config.model.encoder_widths or any(int(w) < 8 or int(w) % 8 for w in config.model.encoder_widths):

@@ -16,7 +16,7 @@ batches, and rank 0 alone writes the checkpoint, TensorBoard scalars and the pro
 import copy
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -77,7 +77,10 @@ def runtime_from_environment() -> Runtime:
 @dataclass
 class Observations:
     joints: torch.Tensor  # (M, J) normalised
-    images: Optional[torch.Tensor]  # (M, cameras, H, W, 3) uint8
+    # Each camera frame once, (F, cameras, H, W, 3) uint8, and the frame each row sees (M,):
+    # the rows of consecutive steps share the newest frame at or before them.
+    frames: Optional[torch.Tensor]
+    frame_of: Optional[torch.Tensor]
     # (M, 384) sentence vectors; with `language_tokens`, (M,) rows of the instructions' tokens
     language: Optional[torch.Tensor]
     # With `language_tokens`: each distinct instruction's token vectors (U, L, 384) and mask (U, L)
@@ -89,21 +92,25 @@ class Observations:
         if self.instructions is not None:
             tokens, mask = self.instructions
             language = tokens[language], mask[language]
-        return self.joints[index], pick(self.images), language
+        images = None if self.frames is None else self.frames[self.frame_of[index]]
+        return self.joints[index], images, language
 
 
 def build_observations(episodes, transitions: ChunkTransitions, normalizer: Normalizer, config: TrainConfig, device) -> Observations:
     model = config.model
     steps = transitions.observations
     joints = np.stack([episodes[e].joints[t] for e, t in steps])
-    images = language = instructions = None
+    frames = frame_of = language = instructions = None
     if model.use_images:
         missing = [e.episode_id or str(i) for i, e in enumerate(episodes) if e.images is None]
         if missing:
             raise TrainingError(f"the model uses images but episodes {', '.join(missing[:5])} have none")
-        images = torch.from_numpy(np.stack([resize_images(episodes[e].images[episodes[e].image_index(t)], model.image_size) for e, t in steps]))
-        if images.shape[1] != model.cameras:
-            raise TrainingError(f"episodes have {images.shape[1]} cameras, the model expects {model.cameras}")
+        seen = [(e, episodes[e].image_index(t)) for e, t in steps]
+        frame_row = {key: row for row, key in enumerate(dict.fromkeys(seen))}
+        frames = torch.from_numpy(np.stack([resize_images(episodes[e].images[i], model.image_size) for e, i in frame_row]))
+        frame_of = torch.tensor([frame_row[key] for key in seen])
+        if frames.shape[1] != model.cameras:
+            raise TrainingError(f"episodes have {frames.shape[1]} cameras, the model expects {model.cameras}")
     if model.use_language:
         from aloe.learning.text import language_encoder
 
@@ -117,7 +124,7 @@ def build_observations(episodes, transitions: ChunkTransitions, normalizer: Norm
             language = language_encoder().embed(texts)
     joints = torch.tensor(normalizer.joints(joints), dtype=torch.float32)
     to = lambda t: None if t is None else t.to(device)  # noqa: E731
-    return Observations(joints.to(device), to(images), to(language), instructions)
+    return Observations(joints.to(device), to(frames), to(frame_of), to(language), instructions)
 
 
 @torch.no_grad()
@@ -240,8 +247,8 @@ def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_
     try:
         if pretrain:
             log.phase("pretrain (bc)")
-            rows = _pretrain_rows(transitions, episodes, config, log).to(obs.device)
-            _pretrain(model, observations, obs[rows], actions[rows], mask[rows], config, runtime, batches, log, resume)
+            _pretrain(model, *_cloned(episodes, transitions, observations, normalizer, config, runtime, log),
+                      config, runtime, batches, log, resume)
         log.phase("encode")
         model.encoder.requires_grad_(False)
         features = encode(model.encoder, observations)
@@ -296,6 +303,22 @@ def _pretrain_rows(transitions, episodes, config: TrainConfig, log) -> torch.Ten
     if not succeeded.all():
         log.say(f"pre-training clones the {succeeded.sum()} of {len(episodes)} episodes that succeeded")
     return torch.from_numpy(succeeded[transitions.episode])
+
+
+def _cloned(episodes, transitions, observations, normalizer, config: TrainConfig, runtime, log) -> tuple:
+    """What pre-training clones: observations, the rows of s_t, actions and masks. With a
+    `pretrain_stride` of its own, its chunks start at other steps than the critic's."""
+    stride = config.pretrain_stride or config.data.stride
+    if stride != config.data.stride:
+        transitions = chunk_transitions(episodes, config.model.horizon, replace(config.data, stride=stride))
+        observations = build_observations(episodes, transitions, normalizer, config, runtime.device)
+        every = "at every step" if stride == 1 else f"every {stride} steps"
+        log.say(f"pre-training clones chunks starting {every}: {len(transitions)} of them")
+    rows = _pretrain_rows(transitions, episodes, config, log)
+    device = runtime.device
+    actions = torch.tensor(normalizer.actions(transitions.actions[rows.numpy()]), dtype=torch.float32, device=device)
+    return (observations, torch.as_tensor(transitions.obs[rows.numpy()], device=device), actions,
+            torch.tensor(transitions.mask[rows.numpy()], device=device))
 
 
 def _check_compatible(old: TrainConfig, new: TrainConfig) -> None:
