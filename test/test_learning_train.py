@@ -184,7 +184,7 @@ def test_pre_training_can_clone_every_step_with_the_newest_frame_at_or_before_it
 
     from aloe.learning.config import TrainConfig, from_dict
     from aloe.learning.data import Normalizer, chunk_transitions
-    from aloe.learning.train import Logger, Runtime, _cloned, build_observations
+    from aloe.learning.train import Logger, Runtime, _chunk_tensors, _cloned, build_observations
 
     import torch
 
@@ -199,7 +199,9 @@ def test_pre_training_can_clone_every_step_with_the_newest_frame_at_or_before_it
         config = from_dict(TrainConfig, {**tiny, "algo": "bc", "pretrain_stride": stride})
         transitions = chunk_transitions(episodes, config.model.horizon, config.data)
         observations = build_observations(episodes, transitions, normalizer, config, runtime.device)
-        cloned[stride] = _cloned(episodes, transitions, observations, normalizer, config, runtime, Logger(runtime, 1, progress=False))
+        tensors = _chunk_tensors(transitions, normalizer, runtime.device)
+        cloned[stride] = _cloned(episodes, transitions, observations, tensors, normalizer, config, runtime,
+                                 Logger(runtime, 1, progress=False))
     every = sum(len(e) for e in episodes)  # all of them end in success: chunks run past the end, masked
     observations, obs, actions, mask = cloned[1]
     assert len(obs) == every and len(cloned[0][1]) == sum(-(-len(e) // 5) for e in episodes)

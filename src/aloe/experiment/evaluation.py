@@ -95,13 +95,11 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
         now = steps * CONTROL_DT
         measured = session.robot.joint_positions()
         mux.observe(measured, now)
-        if model.use_images and camera_every and steps % camera_every == 0:
+        looks = executor.wants_observation()
+        if model.use_images and (steps % camera_every == 0 if camera_every else looks):
             rendered = session.robot.render()
             images = np.stack([rendered[camera] for camera in CAMERAS])
-        if executor.wants_observation():
-            if model.use_images and not camera_every:
-                rendered = session.robot.render()
-                images = np.stack([rendered[camera] for camera in CAMERAS])
+        if looks:
             joints = measured.astype(np.float32)
             if model.privileged_state_dim:  # the sim-only diagnostic: object state beside the joints
                 # (its first privileged_state_dim entries: a rung may leave out the task's extras at the end)

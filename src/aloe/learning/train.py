@@ -231,9 +231,7 @@ def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_
     if len(transitions) == 0:
         raise TrainingError(f"the episodes yield no chunk transitions (horizon {model_config.horizon}, stride {config.data.stride})")
     observations = build_observations(episodes, transitions, normalizer, config, runtime.device)
-    actions = torch.tensor(normalizer.actions(transitions.actions), dtype=torch.float32, device=runtime.device)
-    mask = torch.tensor(transitions.mask, device=runtime.device)
-    obs = torch.as_tensor(transitions.obs, device=runtime.device)  # row of s_t for every transition
+    obs, actions, mask = _chunk_tensors(transitions, normalizer, runtime.device)
 
     model = VLAModel(config, with_critic=config.algo == "aloe", with_value=config.algo == "mc")
     if init is not None:
@@ -247,8 +245,8 @@ def train(config: TrainConfig, episodes, init: Optional[Checkpoint] = None, log_
     try:
         if pretrain:
             log.phase("pretrain (bc)")
-            _pretrain(model, *_cloned(episodes, transitions, observations, normalizer, config, runtime, log),
-                      config, runtime, batches, log, resume)
+            cloned = _cloned(episodes, transitions, observations, (obs, actions, mask), normalizer, config, runtime, log)
+            _pretrain(model, *cloned, config, runtime, batches, log, resume)
         log.phase("encode")
         model.encoder.requires_grad_(False)
         features = encode(model.encoder, observations)
@@ -305,20 +303,26 @@ def _pretrain_rows(transitions, episodes, config: TrainConfig, log) -> torch.Ten
     return torch.from_numpy(succeeded[transitions.episode])
 
 
-def _cloned(episodes, transitions, observations, normalizer, config: TrainConfig, runtime, log) -> tuple:
-    """What pre-training clones: observations, the rows of s_t, actions and masks. With a
-    `pretrain_stride` of its own, its chunks start at other steps than the critic's."""
+def _chunk_tensors(transitions, normalizer, device) -> tuple:
+    """The row of s_t in the observations, the normalised actions and the mask of every transition."""
+    obs = torch.as_tensor(transitions.obs, device=device)
+    actions = torch.tensor(normalizer.actions(transitions.actions), dtype=torch.float32, device=device)
+    return obs, actions, torch.tensor(transitions.mask, device=device)
+
+
+def _cloned(episodes, transitions, observations, tensors, normalizer, config: TrainConfig, runtime, log) -> tuple:
+    """What pre-training clones: observations, and the rows of s_t, actions and masks of the
+    chunks. With a `pretrain_stride` of its own, its chunks start at other steps than the
+    critic's `transitions` (whose `tensors` are `_chunk_tensors`)."""
     stride = config.pretrain_stride or config.data.stride
     if stride != config.data.stride:
         transitions = chunk_transitions(episodes, config.model.horizon, replace(config.data, stride=stride))
         observations = build_observations(episodes, transitions, normalizer, config, runtime.device)
+        tensors = _chunk_tensors(transitions, normalizer, runtime.device)
         every = "at every step" if stride == 1 else f"every {stride} steps"
         log.say(f"pre-training clones chunks starting {every}: {len(transitions)} of them")
-    rows = _pretrain_rows(transitions, episodes, config, log)
-    device = runtime.device
-    actions = torch.tensor(normalizer.actions(transitions.actions[rows.numpy()]), dtype=torch.float32, device=device)
-    return (observations, torch.as_tensor(transitions.obs[rows.numpy()], device=device), actions,
-            torch.tensor(transitions.mask[rows.numpy()], device=device))
+    rows = _pretrain_rows(transitions, episodes, config, log).to(runtime.device)
+    return (observations, *(tensor[rows] for tensor in tensors))
 
 
 def _check_compatible(old: TrainConfig, new: TrainConfig) -> None:

@@ -7,8 +7,9 @@ seed, variant, outcome, the policy versions that drove and the operator's interv
 The bag is flushed every `flush_every_s`: a recorder killed mid-episode loses at most that
 much (`aloe bag recover` then completes the bag). Between episodes it keeps the last
 `keep_before_start_s` of messages: when the START reaches it late (DDS matches the latched
-event's writer on its own time), the messages stamped since the START's stamp still go in. A failing disk stops recording with one
-clear error; the robot is unaffected, since nothing waits on the recorder.
+event's writer on its own time), the messages stamped since the START's stamp still go in.
+A failing disk stops recording with one clear error; the robot is unaffected, since
+nothing waits on the recorder.
 """
 import struct
 import sys
