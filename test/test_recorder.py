@@ -14,6 +14,7 @@ from aloe_msgs.msg import EpisodeEvent, JointCommand
 from builtin_interfaces.msg import Time
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
@@ -195,6 +196,34 @@ def test_a_start_seen_late_still_records_what_was_stamped_since_it(recorder_grap
     assert graph.wait_for(r"rec-late: success"), graph.output()
     positions = sorted(s.position[0] for s in read_with_mcap(bags / "rec-late")["/rec/joint_states"])
     assert positions == [float(k) for k in range(50, 90)]
+
+
+def test_a_recorder_held_up_for_a_second_still_records_every_state(recorder_graph, rclpy_context):
+    """A recorder that falls behind (a loaded machine) gets the backlog from DDS once it runs
+    again: with the contract's 10 samples per reader, a lockstep bag once lost 36 states of
+    279 at its start. The publisher keeps them all here, so only the recorder can lose them;
+    DDS resends what the stopped reader missed at the writer's next heartbeat (seconds)."""
+    graph, bags = recorder_graph
+    tester = node(rclpy_context, "tester", namespace="/rec")
+    episode = tester.create_publisher(EpisodeEvent, "episode", topic("episode").qos)
+    deep = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    states = tester.create_publisher(JointState, "joint_states", deep)
+    spin_until(rclpy_context, [tester], lambda: states.get_subscription_count() > 0, timeout_s=10)
+    episode.publish(start_event("rec-held"))
+    assert graph.wait_for(r"recording rec-held"), graph.output()
+    recorder = graph.pid_of("recorder")
+    os.kill(recorder, signal.SIGSTOP)
+    try:
+        for step in range(150):
+            states.publish(joint_state(float(step)))
+            spin_until(rclpy_context, [tester], lambda: False, timeout_s=0.005)
+    finally:
+        os.kill(recorder, signal.SIGCONT)
+    spin_until(rclpy_context, [tester], lambda: False, timeout_s=6.0)  # the backlog drains
+    episode.publish(start_event("rec-held", EpisodeEvent.SUCCESS))
+    assert graph.wait_for(r"rec-held: success"), graph.output()
+    positions = [s.position[0] for s in read_with_mcap(bags / "rec-held")["/rec/joint_states"]]
+    assert positions == [float(k) for k in range(150)]
 
 
 def test_recorder_killed_mid_episode_loses_at_most_the_last_flush(recorder_graph, rclpy_context):

@@ -206,7 +206,8 @@ def test_at_full_speed_recorded_demonstrations_match_the_in_process_ones_beside_
         # No pauses: not longer than in process (free-running: ~40 % longer; a loaded
         # recorder may open the bag a few steps late, so it can be shorter).
         steps = len(in_process["actions"])
-        assert 0.9 * steps <= len(recorded.actions) <= 1.05 * steps, (seed, len(recorded.actions), steps)
+        recorder_log = [line for line in result.stdout.splitlines() if line.startswith("[recorder]")]
+        assert 0.9 * steps <= len(recorded.actions) <= 1.05 * steps, (seed, len(recorded.actions), steps, recorder_log)
         # The same actions at the same poses, in the fresh graph's first episode too (before
         # the sim expected the mux from its first tick, that episode ran free while the mux
         # waited for the pose at the operator's first command: 0.24 rad off under load). Read

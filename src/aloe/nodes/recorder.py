@@ -20,6 +20,7 @@ from pathlib import Path
 from aloe_msgs.msg import EpisodeEvent, JointCommand
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
 from rclpy.time import Time
 from rclpy.serialization import deserialize_message, serialize_message
 
@@ -29,6 +30,10 @@ from aloe.graph.topics import CONTRACT, topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
 
 RECORDED = [t.name for t in CONTRACT if t.name not in ("episode", "/clock")]
+# Samples DDS holds per topic while the recorder is busy (a loaded machine, a bag being
+# opened), where the contract's 10 would keep only the newest: 4 s of joint states at 50 Hz.
+# Memory is spent only while a backlog lasts.
+RECORDING_DEPTH = 200
 OUTCOME_NAMES = {EpisodeEvent.SUCCESS: "success", EpisodeEvent.FAILURE: "failure", EpisodeEvent.ABORT: "truncated"}
 
 PARAMETERS = {
@@ -73,9 +78,13 @@ class Recorder(Node):
             contract = topic(name)
             resolved = self.resolve_topic_name(name)
             self.types[resolved] = contract.type_name
-            self.create_subscription(
-                contract.msg_type, name, lambda data, t=resolved: self.on_message(t, data), contract.qos, raw=True
+            qos = QoSProfile(
+                history=contract.qos.history,
+                depth=max(contract.qos.depth, RECORDING_DEPTH),
+                reliability=contract.qos.reliability,
+                durability=contract.qos.durability,
             )
+            self.create_subscription(contract.msg_type, name, lambda data, t=resolved: self.on_message(t, data), qos, raw=True)
         self.command_topic = self.resolve_topic_name("command")
         episode = topic("episode")
         self.create_subscription(EpisodeEvent, episode.name, self.on_episode, episode.qos)
