@@ -15,12 +15,12 @@ import struct
 import sys
 import time
 from collections import deque
+from copy import copy
 from pathlib import Path
 
 from aloe_msgs.msg import EpisodeEvent, JointCommand
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import QoSProfile
 from rclpy.time import Time
 from rclpy.serialization import deserialize_message, serialize_message
 
@@ -78,12 +78,8 @@ class Recorder(Node):
             contract = topic(name)
             resolved = self.resolve_topic_name(name)
             self.types[resolved] = contract.type_name
-            qos = QoSProfile(
-                history=contract.qos.history,
-                depth=max(contract.qos.depth, RECORDING_DEPTH),
-                reliability=contract.qos.reliability,
-                durability=contract.qos.durability,
-            )
+            qos = copy(contract.qos)  # the contract's, every policy kept, with a deeper history
+            qos.depth = max(qos.depth, RECORDING_DEPTH)
             self.create_subscription(contract.msg_type, name, lambda data, t=resolved: self.on_message(t, data), qos, raw=True)
         self.command_topic = self.resolve_topic_name("command")
         episode = topic("episode")
