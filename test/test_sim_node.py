@@ -214,4 +214,4 @@ def test_at_full_speed_recorded_demonstrations_match_the_in_process_ones_beside_
         # in the order the recorder logged them, 6-13 % of insertion's steps got another
         # action (joint states come in bursts).
         share, matched = action_mismatch(recorded.joints, recorded.actions, in_process["joints"], in_process["actions"])
-        assert matched >= 0.9 * steps and share <= 0.05, (seed, share, matched, steps)
+        assert matched >= 0.9 * steps and share <= 0.05, (seed, share, matched, steps, len(recorded.actions), recorder_log)
