@@ -1,4 +1,4 @@
-"""`aloe bringup` as a child process whose output lines a test can wait for."""
+"""`aloe bringup` (or another `aloe` command) as a child process whose output lines a test can wait for."""
 import queue
 import re
 import resource
@@ -10,7 +10,7 @@ import time
 
 
 class Bringup:
-    def __init__(self, *args, cwd=None, file_size_limit=None):
+    def __init__(self, *args, cwd=None, file_size_limit=None, command="bringup"):
         """`file_size_limit` (bytes): the graph's processes cannot grow a file beyond it
         (RLIMIT_FSIZE; Python then gets EFBIG as it would get ENOSPC on a full disk)."""
         limit = None
@@ -18,7 +18,7 @@ class Bringup:
             def limit():
                 resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "aloe.cli", "bringup", *args],
+            [sys.executable, "-m", "aloe.cli", command, *args],
             cwd=cwd,  # what nodes write to relative paths (the recorder's bags/) lands there
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -20,8 +20,8 @@ from ros_helpers import call_service, node, spin_until
 def bringup(ros_domain, tmp_path):
     started = []
 
-    def start(*args, file_size_limit=None):
-        process = Bringup(*args, cwd=tmp_path, file_size_limit=file_size_limit)
+    def start(*args, file_size_limit=None, command="bringup"):
+        process = Bringup(*args, cwd=tmp_path, file_size_limit=file_size_limit, command=command)
         started.append(process)
         return process
 

@@ -14,7 +14,6 @@ from aloe_msgs.msg import EpisodeEvent, JointCommand
 from builtin_interfaces.msg import Time
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
@@ -201,13 +200,13 @@ def test_a_start_seen_late_still_records_what_was_stamped_since_it(recorder_grap
 def test_a_recorder_held_up_for_a_second_still_records_every_state(recorder_graph, rclpy_context):
     """A recorder that falls behind (a loaded machine) gets the backlog from DDS once it runs
     again: with the contract's 10 samples per reader, a lockstep bag once lost 36 states of
-    279 at its start. The publisher keeps them all here, so only the recorder can lose them;
-    DDS resends what the stopped reader missed at the writer's next heartbeat (seconds)."""
+    279 at its start. The publisher keeps what the contract has publishers keep (200 for the
+    streams; with 10 it lost all but the last 10 here); DDS resends what the stopped reader
+    missed at the writer's next heartbeat (seconds)."""
     graph, bags = recorder_graph
     tester = node(rclpy_context, "tester", namespace="/rec")
     episode = tester.create_publisher(EpisodeEvent, "episode", topic("episode").qos)
-    deep = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-    states = tester.create_publisher(JointState, "joint_states", deep)
+    states = tester.create_publisher(JointState, "joint_states", topic("joint_states").writer_qos)
     spin_until(rclpy_context, [tester], lambda: states.get_subscription_count() > 0, timeout_s=10)
     episode.publish(start_event("rec-held"))
     assert graph.wait_for(r"recording rec-held"), graph.output()

@@ -89,11 +89,11 @@ def play(bag: Path, rate: float = 1.0, critic=None, q_every: int = 10, delay_s: 
             for connection in reader.connections:
                 # The contract's QoS for the topic it was recorded from (/<namespace>/<name>).
                 contract = next((t for name, t in BY_NAME.items() if connection.topic.endswith("/" + name.lstrip("/"))), None)
-                qos = contract.qos if contract else topic("joint_states").qos
+                qos = contract.writer_qos if contract else topic("joint_states").writer_qos
                 publishers[connection.id] = node.create_publisher(message_class(connection.msgtype), connection.topic, qos)
-            clock = node.create_publisher(Clock, "/clock", topic("/clock").qos)
+            clock = node.create_publisher(Clock, "/clock", topic("/clock").writer_qos)
             q_topic = next((c.topic.rsplit("/", 1)[0] for c in reader.connections if c.topic.endswith("/joint_states")), "/aloe")
-            q_publisher = node.create_publisher(QValue, f"{q_topic}/critic/q_value", topic("critic/q_value").qos) if critic else None
+            q_publisher = node.create_publisher(QValue, f"{q_topic}/critic/q_value", topic("critic/q_value").writer_qos) if critic else None
             say(f"playing {bag.name} ({meta.get('task', '?')}, {meta.get('outcome', '?')}): {reader.message_count} messages"
                 + (f", Q of {len(q_values)} chunks from {version}" if critic else ""))
             wait_for_subscribers(node, [*publishers.values(), clock, *([q_publisher] if q_publisher else [])], delay_s)

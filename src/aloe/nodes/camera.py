@@ -49,7 +49,7 @@ class CameraNode(Node):
         self.period, self.retry_s = 1.0 / value("rate_hz"), value("retry_s")
         self.frame_id = value("frame_id") or self.camera
         name = camera_topic(self.camera)
-        self.output = self.create_publisher(Image, name, topic(name).qos)
+        self.output = self.create_publisher(Image, name, topic(name).writer_qos)
         self.running = True
         self.thread = threading.Thread(target=self.capture_loop, daemon=True)
         self.thread.start()

@@ -50,7 +50,7 @@ class CommandMux(Node):
         self.published_since_tick = False
 
         command = topic("command")
-        self.output = self.create_publisher(JointCommand, command.name, command.qos)
+        self.output = self.create_publisher(JointCommand, command.name, command.writer_qos)
         for name, source in (("policy/command", JointCommand.SOURCE_POLICY), ("operator/command", JointCommand.SOURCE_OPERATOR)):
             contract = topic(name)
             self.create_subscription(

@@ -25,7 +25,7 @@ class EpisodeManager(Node):
             time_limit_s=self.get_parameter("time_limit_s").value,
         )
         episode = topic("episode")
-        self.events = self.create_publisher(EpisodeEvent, episode.name, episode.qos)
+        self.events = self.create_publisher(EpisodeEvent, episode.name, episode.writer_qos)
         self.create_service(StartEpisode, "start_episode", self.on_start)
         self.create_service(EndEpisode, "end_episode", self.on_end)
         self.create_timer(0.1, self.check_time_limit)

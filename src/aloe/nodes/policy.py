@@ -91,11 +91,11 @@ class PolicyNode(Node):
         self.next_chunk_id = 1
         self.last_problem = None
 
-        self.commands = self.create_publisher(JointCommand, topic("policy/command").name, topic("policy/command").qos)
-        self.chunks = self.create_publisher(ActionChunk, topic("policy/action_chunk").name, topic("policy/action_chunk").qos)
-        self.q_values = self.create_publisher(QValue, topic("critic/q_value").name, topic("critic/q_value").qos)
+        self.commands = self.create_publisher(JointCommand, topic("policy/command").name, topic("policy/command").writer_qos)
+        self.chunks = self.create_publisher(ActionChunk, topic("policy/action_chunk").name, topic("policy/action_chunk").writer_qos)
+        self.q_values = self.create_publisher(QValue, topic("critic/q_value").name, topic("critic/q_value").writer_qos)
         request = topic("critic/takeover_request")
-        self.takeover_requests = self.create_publisher(TakeoverRequest, request.name, request.qos)
+        self.takeover_requests = self.create_publisher(TakeoverRequest, request.name, request.writer_qos)
         self.create_subscription(JointCommand, topic("command").name, self.on_executed, NEWEST_ONLY_QOS)
         for camera in CAMERAS:
             name = camera_topic(camera)

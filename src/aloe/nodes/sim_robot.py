@@ -87,14 +87,14 @@ class SimRobotNode(Node):
         self.heard_mux = False
 
         joint_states = topic("joint_states")
-        self.joint_states = self.create_publisher(JointState, joint_states.name, joint_states.qos)
-        self.cameras = {c: self.create_publisher(Image, camera_topic(c), topic(camera_topic(c)).qos) for c in CAMERAS}
+        self.joint_states = self.create_publisher(JointState, joint_states.name, joint_states.writer_qos)
+        self.cameras = {c: self.create_publisher(Image, camera_topic(c), topic(camera_topic(c)).writer_qos) for c in CAMERAS}
         clock = topic("/clock")
-        self.clock = self.create_publisher(Clock, clock.name, clock.qos)
+        self.clock = self.create_publisher(Clock, clock.name, clock.writer_qos)
         operator = topic("operator/command")
-        self.operator = self.create_publisher(JointCommand, operator.name, operator.qos)
+        self.operator = self.create_publisher(JointCommand, operator.name, operator.writer_qos)
         stages = topic("task/stages")
-        self.stages = self.create_publisher(TaskStages, stages.name, stages.qos)
+        self.stages = self.create_publisher(TaskStages, stages.name, stages.writer_qos)
         self.stages_done = None  # as last published; None: nothing yet this episode
         self.create_subscription(JointCommand, topic("command").name, self.on_command, NEWEST_ONLY_QOS)
         episode = topic("episode")

@@ -50,7 +50,7 @@ class TeleopNode(Node):
         self.teleop = Teleop(value("key_step"), value("joy_speed"))
         self.lock = threading.Lock()
         self.sent_since_tick = False
-        self.output = self.create_publisher(JointCommand, topic("operator/command").name, topic("operator/command").qos)
+        self.output = self.create_publisher(JointCommand, topic("operator/command").name, topic("operator/command").writer_qos)
         self.create_subscription(JointState, topic("joint_states").name, self.on_joint_state, topic("joint_states").qos)
         request = topic("critic/takeover_request")
         self.create_subscription(TakeoverRequest, request.name, self.on_request, request.qos)
