@@ -7,8 +7,10 @@ import time
 import pytest
 from aloe_msgs.msg import EpisodeEvent
 from aloe_msgs.srv import ResetSim, StartEpisode
+from builtin_interfaces.msg import Time
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.task import Future
+from rosgraph_msgs.msg import Clock
 from std_srvs.srv import Trigger
 
 from aloe.graph.topics import topic
@@ -38,11 +40,21 @@ def test_graph_serves_episodes_and_stops_cleanly_on_ctrl_c(bringup, rclpy_contex
     episode = topic("episode")
     client_node.create_subscription(EpisodeEvent, episode.name, events.append, episode.qos)
     client = client_node.create_client(StartEpisode, "start_episode")
-    response = call_service(rclpy_context, client_node, client, StartEpisode.Request(task="insertion", instruction="pack the phone"), timeout_s=30)
+    request = StartEpisode.Request(task="insertion", instruction="pack the phone")
+    # On the simulator's clock (the default) and no simulator: no time, so no episode.
+    response = call_service(rclpy_context, client_node, client, request, timeout_s=30)
+    assert response is not None and not response.success and "no /clock yet" in response.message, graph.output()
+    ready = client_node.create_client(Trigger, "episode_manager/ready")
+    assert not spin_until(rclpy_context, [client_node], ready.service_is_ready, timeout_s=2.0) and not events
+    clock = client_node.create_publisher(Clock, "/clock", topic("/clock").writer_qos)
+    client_node.create_timer(0.02, lambda: clock.publish(Clock(clock=Time(sec=1234, nanosec=5))))
+    assert spin_until(rclpy_context, [client_node], ready.service_is_ready, timeout_s=30), graph.output()
+    response = call_service(rclpy_context, client_node, client, request, timeout_s=30)
     assert response is not None and response.success, graph.output()
     assert spin_until(rclpy_context, [client_node], lambda: events)
     assert events[0].kind == EpisodeEvent.START and events[0].episode_id == response.episode_id
     assert events[0].instruction == "pack the phone"
+    assert (events[0].header.stamp.sec, events[0].header.stamp.nanosec) == (1234, 5)  # the clock's time, not 0
 
     graph.interrupt()
     assert graph.finish() == 0, graph.output()

@@ -124,7 +124,7 @@ def record(args) -> int:
         if args.takeover_below is not None:
             settings["/**/policy"]["takeover_below"] = args.takeover_below
         settings["/**/sim_robot"].update(operator_mode="takeover", takeover_after_s=args.takeover_after)
-        settings["/**/episode_runner"]["await_ready"] = "sim_robot,recorder,policy"
+        settings["/**/episode_runner"]["await_ready"] = "sim_robot,recorder,episode_manager,policy"
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="aloe-record-", delete=False) as handle:
         yaml.safe_dump({node: {"ros__parameters": values} for node, values in settings.items()}, handle)
     try:

@@ -30,6 +30,13 @@ def unmatched(node, topics: Iterable[str], required: Iterable[str] = ()) -> list
     return sorted({name for name, matched, peers in counts if matched < max(peers, 1 if name in required else 0)})
 
 
+def waiting_for_clock(node) -> list:
+    """["/clock"] while a node on the simulator's clock has no time yet: what it stamps then
+    reads 0 (an episode's START so stamped made the recorder drop what came before it)."""
+    started = not node.get_parameter("use_sim_time").value or node.get_clock().now().nanoseconds > 0
+    return [] if started else ["/clock"]
+
+
 class ReadyService:
     """Offers the node's `~/ready` once `waiting_for()` (what the node still waits for, as
     short phrases) is empty. Checked on the wall clock: the sim clock may not run yet."""

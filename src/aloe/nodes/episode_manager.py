@@ -1,4 +1,8 @@
-"""Episode manager: `start_episode` / `end_episode` services, events on `episode`."""
+"""Episode manager: `start_episode` / `end_episode` services, events on `episode`.
+
+On the simulator's clock it starts no episode before the clock has a time (events stamped 0
+would place the START before everything), and offers `episode_manager/ready` from then on.
+"""
 import sys
 import time
 
@@ -7,6 +11,7 @@ from aloe_msgs.srv import EndEpisode, StartEpisode
 from rclpy.node import Node
 
 from aloe.control.episodes import EpisodeBook, EpisodeError, KIND_NAMES, START
+from aloe.graph.readiness import ReadyService, waiting_for_clock
 from aloe.graph.topics import topic
 from aloe.nodes.entry import declare_checked, run
 
@@ -29,6 +34,7 @@ class EpisodeManager(Node):
         self.create_service(StartEpisode, "start_episode", self.on_start)
         self.create_service(EndEpisode, "end_episode", self.on_end)
         self.create_timer(0.1, self.check_time_limit)
+        self.ready = ReadyService(self, lambda: waiting_for_clock(self))
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -48,6 +54,10 @@ class EpisodeManager(Node):
         self.get_logger().info(f"{KIND_NAMES[kind]} {episode.episode_id} ({episode.task}) {reason}".rstrip())
 
     def on_start(self, request, response):
+        if waiting_for_clock(self):
+            response.success = False
+            response.message = "episode_manager: no /clock yet (use_sim_time is true): is the simulator running?"
+            return response
         try:
             episode = self.book.start(request.task, request.instruction, request.seed, request.variant, self.now(), time.time())
         except EpisodeError as error:

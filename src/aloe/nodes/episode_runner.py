@@ -41,7 +41,7 @@ PARAMETERS = {
     "skip": "",  # "task/seed,...": episodes already recorded (a resumed `aloe record`)
     "exit_when_done": True,  # end the node (and a bounded bringup) after the last episode
     "answer_timeout_s": 5.0,  # wall time to wait for sim/reset or start_episode before asking again
-    "await_ready": "sim_robot,recorder",  # nodes whose `<node>/ready` the first episode waits for ("": none)
+    "await_ready": "sim_robot,recorder,episode_manager",  # nodes whose `<node>/ready` the first episode waits for ("": none)
     "await_ready_timeout_s": 30.0,  # wall time to wait for them before starting without
 }
 

@@ -25,7 +25,7 @@ from rclpy.time import Time
 from rclpy.serialization import deserialize_message, serialize_message
 
 from aloe.data.recording import EpisodeBag, EpisodeLog, RecordingError, aloe_typestore
-from aloe.graph.readiness import ReadyService, unmatched
+from aloe.graph.readiness import ReadyService, unmatched, waiting_for_clock
 from aloe.graph.topics import CONTRACT, topic
 from aloe.nodes.entry import NodeConfigError, declare_checked, run
 
@@ -88,8 +88,10 @@ class Recorder(Node):
         # recorded messages in memory.
         self.create_timer(self.flush_every_s, self.flush_quiet, clock=Clock(clock_type=ClockType.STEADY_TIME))
         # Ready once every publisher of what it records is matched, and a robot and an
-        # episode manager are: a START seen late opens the bag late.
-        self.ready = ReadyService(self, lambda: unmatched(self, [*names, episode.name], required=("joint_states", episode.name)))
+        # episode manager are (a START seen late opens the bag late), and its clock runs.
+        self.ready = ReadyService(
+            self, lambda: unmatched(self, [*names, episode.name], required=("joint_states", episode.name)) + waiting_for_clock(self)
+        )
 
     def flush_quiet(self) -> None:
         if self.bag is not None and time.monotonic() - self.bag.last_flush >= self.flush_every_s:
