@@ -148,6 +148,9 @@ def main() -> int:
         "stages": stage_rates(results), "bc_minutes": None if minutes is None else round(minutes, 1), "demos_used": used,
         "seeds": f"{seeds.start}-{seeds.stop - 1}", "replan_every": args.replan_every,
         "temporal_ensembling": args.temporal_ensembling, "noise_scale": args.noise_scale, "camera_every": args.camera_every,
+        # Which scenes fail, to tell hard scenes (the same seeds fail across checkpoints) from
+        # a policy's own variance.
+        "failed_seeds": [r.seed for r in results if not r.success],
         "command": "python benchmarks/base_policy.py " + shlex.join(sys.argv[1:]),
     }
     print(json.dumps(row), flush=True)
