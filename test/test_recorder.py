@@ -112,6 +112,12 @@ def recorder_graph(bringup, tmp_path):  # noqa: F811
     return graph, tmp_path / "bags"
 
 
+def recorder_ready(context, tester) -> bool:
+    """Whether the recorder says it has matched every publisher it sees (its ready service)."""
+    response = call_service(context, tester, tester.create_client(Trigger, "recorder/ready"), Trigger.Request(), timeout_s=30)
+    return response is not None and response.success
+
+
 def start_event(episode_id, kind=EpisodeEvent.START):
     return EpisodeEvent(episode_id=episode_id, kind=kind, task="sorting", instruction="sort them", seed=3, variant="train")
 
@@ -172,8 +178,11 @@ def test_a_start_seen_late_still_records_what_was_stamped_since_it(recorder_grap
     graph, bags = recorder_graph
     tester = node(rclpy_context, "tester", namespace="/rec")
     episode = tester.create_publisher(EpisodeEvent, "episode", topic("episode").qos)
-    states = tester.create_publisher(JointState, "joint_states", topic("joint_states").qos)
+    states = tester.create_publisher(JointState, "joint_states", topic("joint_states").writer_qos)
     spin_until(rclpy_context, [tester], lambda: states.get_subscription_count() > 0, timeout_s=10)
+    # Our side matching is not the recorder's: what it receives before it has matched us is
+    # dropped (CI lost all 40 states so). Its ready service says it has.
+    assert recorder_ready(rclpy_context, tester), graph.output()
 
     def stamped(step):
         state = joint_state(float(step))
@@ -208,6 +217,7 @@ def test_a_recorder_held_up_for_a_second_still_records_every_state(recorder_grap
     episode = tester.create_publisher(EpisodeEvent, "episode", topic("episode").qos)
     states = tester.create_publisher(JointState, "joint_states", topic("joint_states").writer_qos)
     spin_until(rclpy_context, [tester], lambda: states.get_subscription_count() > 0, timeout_s=10)
+    assert recorder_ready(rclpy_context, tester), graph.output()
     episode.publish(start_event("rec-held"))
     assert graph.wait_for(r"recording rec-held"), graph.output()
     recorder = graph.pid_of("recorder")
