@@ -46,6 +46,17 @@ def build_config(args):
     return from_dict(TrainConfig, values)
 
 
+def demo_seeds(count: int, held_out: range) -> list:
+    """The first `count` seeds from 0 up that the evaluation does not use: seeds 0..count-1
+    while count stays below the evaluation's first seed (500), then on past its last."""
+    seeds, seed = [], 0
+    while len(seeds) < count:
+        if seed not in held_out:
+            seeds.append(seed)
+        seed += 1
+    return seeds
+
+
 def task_extras(task: str) -> int:
     """How many entries `Task.extra_state` adds at the end of the task's object state."""
     from aloe.sim.env import SimRobot
@@ -74,7 +85,8 @@ def train_rung(args) -> tuple:
         config.model.use_images = False
     out = ROOT / "runs" / "ladder" / args.task / args.name
     out.mkdir(parents=True, exist_ok=True)
-    demo_paths = demonstrations.record(args.task, range(args.demos), ROOT / "runs" / "demos" / args.task, workers=args.workers)
+    seeds = demo_seeds(args.demos, held_out=range(args.first_seed, args.first_seed + args.episodes))
+    demo_paths = demonstrations.record(args.task, seeds, ROOT / "runs" / "demos" / args.task, workers=args.workers)
     image_size = tuple(config.model.image_size) if config.model.use_images else None
     episodes = demonstrations.load(demo_paths, image_size, privileged=args.privileged, successes_only=not args.keep_failures,
                                    head_crop=tuple(config.model.head_crop))
@@ -106,7 +118,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", required=True, choices=("insertion", "drawer", "sorting"))
     parser.add_argument("--name", required=True, help="the rung's name (its folder under runs/ladder/<task>/)")
-    parser.add_argument("--demos", type=int, default=100, help="demonstrations, seeds 0..N-1 (default 100)")
+    parser.add_argument("--demos", type=int, default=100, help="demonstrations: seeds 0..N-1, skipping the evaluation's seeds (default 100)")
     parser.add_argument("--keep-failures", action="store_true", help="train on failed demonstrations too")
     parser.add_argument("--privileged", action="store_true", help="condition on the simulator's object state (diagnostic)")
     parser.add_argument("--without-task-extras", action="store_true",

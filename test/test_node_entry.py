@@ -1,4 +1,5 @@
 """How every node spins and stops (aloe.nodes.entry), in a process of its own."""
+import signal
 import subprocess
 import sys
 
@@ -29,3 +30,46 @@ print("stopped cleanly")
 def test_a_ctrl_c_while_spinning_is_set_up_ends_the_node_cleanly(ros_domain):
     result = subprocess.run([sys.executable, "-c", SIGINT_WHILE_SETTING_UP], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "stopped cleanly" in result.stdout, result.stderr
+
+
+# A node whose teardown never returns after a Ctrl-C, as Fast DDS's writer deletion once hung
+# the sim in CI: it must end itself after the limit, saying why and where it hung, instead
+# of waiting for the runner's SIGKILL.
+TEARDOWN_HANGS = """
+import threading
+import rclpy
+from rclpy.node import Node
+from aloe.nodes.entry import spin
+
+class HangsInTeardown(Node):
+    def destroy_node(self):
+        threading.Event().wait()  # never returns
+
+rclpy.init()
+node = HangsInTeardown("hangs_in_teardown")
+spin(node, on_start=lambda: print("ready", flush=True), teardown_limit_s=1.0)
+print("not reached")
+"""
+
+
+def interrupted_after_ready(script: str) -> tuple:
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    return process.returncode, stdout, stderr
+
+
+def test_a_node_whose_teardown_hangs_exits_by_itself_and_says_where(ros_domain):
+    code, stdout, stderr = interrupted_after_ready(TEARDOWN_HANGS)
+    assert code == 0, stderr
+    assert "not reached" not in stdout
+    assert "[hangs_in_teardown] shutdown has not returned after 1 s" in stderr
+    assert "in destroy_node" in stderr, stderr  # the stacks name where it hung
+
+
+def test_a_node_whose_teardown_returns_says_nothing_of_it(ros_domain):
+    code, stdout, stderr = interrupted_after_ready(TEARDOWN_HANGS.replace("threading.Event().wait()  # never returns",
+                                                                          "super().destroy_node()"))
+    assert code == 0 and "not reached" in stdout, stderr
+    assert "shutdown has not returned" not in stderr

@@ -147,12 +147,12 @@ def record(args) -> int:
         # done (seen once: the policy node, killed after 10 s) does not undo the recording.
         print(f"[aloe record] the graph did not end cleanly (above), but all {expected} episodes are recorded", file=sys.stderr)
         return 0
-    if code == 0 and len(bags) + len(done) < expected:
-        # Stopped (Ctrl-C, SIGTERM) before the episodes asked for: not a finished recording,
-        # so that a script or `aloe experiment` does not take it for one.
+    if len(bags) + len(done) < expected:
+        # Stopped (Ctrl-C, SIGTERM, a node that died) before the episodes asked for: not a
+        # finished recording, so that a script or `aloe experiment` does not take it for one.
         print(f"[aloe record] stopped after {len(bags) + len(done)} of {expected} episodes (--resume goes on from there)",
               file=sys.stderr)
-        return 1
+        return code or 1
     return code
 
 

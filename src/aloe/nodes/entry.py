@@ -1,6 +1,8 @@
 """What every aloe node shares: checked parameter declaration and a clean `main()`."""
 import faulthandler
+import os
 import sys
+import threading
 import time
 from typing import Optional
 
@@ -86,9 +88,28 @@ def _shut_down_within(seconds: float) -> bool:
     return True
 
 
-def spin(node: Node, executor=None, on_start=None) -> None:
+# A node whose middleware teardown has not returned after this long exits without it. Fast
+# DDS can hang deleting a writer (eProsima/Fast-DDS #6193, #4076; once in CI the sim hung in
+# destroy_publisher after its episodes, and was SIGKILLed 10 s later). Every node's own
+# cleanup (a bag's close) takes well under a second; the runner and `ros2 launch` send
+# SIGTERM after 5 s and SIGKILL after 10 s, so the node ends itself between the two.
+TEARDOWN_LIMIT_S = 8.0
+
+
+def _exit_if_teardown_hangs(finished: threading.Event, name: str, limit_s: float) -> None:
+    if finished.wait(limit_s):
+        return
+    print(f"[{name}] shutdown has not returned after {limit_s:g} s (the middleware's teardown hangs, "
+          "threads' stacks follow): exiting without it; peers drop this node's endpoints when its lease ends",
+          file=sys.stderr, flush=True)
+    faulthandler.dump_traceback(all_threads=True)
+    os._exit(0)
+
+
+def spin(node: Node, executor=None, on_start=None, teardown_limit_s: float = TEARDOWN_LIMIT_S) -> None:
     """Spin until Ctrl-C or an external shutdown, then destroy the node and shut rclpy down.
     `on_start` runs first, under the same Ctrl-C handling."""
+    name = node.get_name()  # now: a context shut down takes the node's handle with it
     # An executor of our own, made before `on_start`: rclpy's global one, created on a context
     # that a Ctrl-C right after the ready line has already shut down, comes back as None
     # (seen in CI as "'NoneType' object has no attribute 'add_node'").
@@ -108,6 +129,10 @@ def spin(node: Node, executor=None, on_start=None) -> None:
         if not _shut_down_within(1.0):
             raise
     finally:
+        finished = threading.Event()
+        watchdog = threading.Thread(target=_exit_if_teardown_hangs, args=(finished, name, teardown_limit_s), daemon=True)
+        watchdog.start()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+        finished.set()
