@@ -20,6 +20,12 @@ class NodeConfigError(ValueError):
     """A node cannot start with its configuration; the message is one line for the user."""
 
 
+class WorkDone(Exception):
+    """Raised in a node's callback to end its spin, as a Ctrl-C would: the node is then torn
+    down by `spin`, under its time limit (a context shut down from a callback would tear it
+    down inside the callback, with no limit)."""
+
+
 def declare_checked(node: Node, defaults: dict) -> None:
     """Declare `defaults` on `node` and refuse parameters it was given but does not know.
 
@@ -118,7 +124,7 @@ def spin(node: Node, executor=None, on_start=None, teardown_limit_s: float = TEA
         if on_start is not None:
             on_start()
         rclpy.spin(node, executor)
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except (KeyboardInterrupt, ExternalShutdownException, WorkDone):
         pass
     except RuntimeError:
         # Ctrl-C shuts the context down, then raises KeyboardInterrupt. Landing in a

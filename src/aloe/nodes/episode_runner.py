@@ -29,7 +29,7 @@ from std_srvs.srv import Trigger
 from aloe.control.episodes import KIND_NAMES
 from aloe.graph.readiness import READY_SERVICE
 from aloe.graph.topics import topic
-from aloe.nodes.entry import NodeConfigError, declare_checked, run
+from aloe.nodes.entry import NodeConfigError, WorkDone, declare_checked, run
 from aloe.sim import TASK_NAMES
 
 PARAMETERS = {
@@ -178,7 +178,7 @@ class EpisodeRunner(Node):
         successes = sum(p.outcome == "SUCCESS" for p in self.plan)
         self.get_logger().info(f"done: {successes}/{len(self.plan)} episodes succeeded: " + ", ".join(f"{p.task}/{p.seed} {p.outcome}" for p in self.plan))
         if self.exit_when_done:
-            self.context.try_shutdown()
+            raise WorkDone()
 
 
 def main():
