@@ -137,8 +137,9 @@ def main() -> int:
                         help="the policy sees the newest image of cameras shooting every N steps, as in the graph (0: rendered when it looks)")
     parser.add_argument("--workers", type=int, default=2, help="evaluation processes")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in BC (1 when other work shares the machine)")
-    parser.add_argument("--checkpoint", metavar="CKPT", help="evaluate this checkpoint instead of training one "
-                        "(e.g. another --replan-every for a rung's model)")
+    parser.add_argument("--checkpoint", metavar="CKPT", action="append", help="evaluate this checkpoint instead of training one "
+                        "(e.g. another --replan-every for a rung's model); given several times, the checkpoints act as one "
+                        "ensemble (their flows' velocities averaged)")
     args = parser.parse_args()
     if args.first_seed >= 100000:
         raise SystemExit("the ladder chooses settings: use training seeds, not the evaluation seeds 100000+")
@@ -146,7 +147,7 @@ def main() -> int:
     from aloe.experiment.evaluation import Condition, evaluate, stage_rates, wilson_interval
 
     if args.checkpoint:
-        path, minutes, used = Path(args.checkpoint), None, None
+        path, minutes, used = [Path(c) for c in args.checkpoint], None, None
     else:
         path, minutes, used = train_rung(args)
 

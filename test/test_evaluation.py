@@ -109,6 +109,15 @@ def test_seeded_rollouts_reproduce_and_summaries_count_them_and_a_killed_evaluat
     assert main(["evaluate", *options, "--resume"]) == 2  # nowhere to resume from
 
 
+def test_a_list_of_checkpoints_is_evaluated_as_one_ensemble(checkpoint):
+    # Two copies of one checkpoint: the ensemble's flow is the checkpoint's, so are its episodes.
+    single = evaluate(checkpoint, ["insertion"], [parse_condition("train")], [100000])
+    ensemble = evaluate([checkpoint, checkpoint], ["insertion"], [parse_condition("train")], [100000], workers=2)
+    assert [(r.success, r.sim_seconds, r.stages_reached) for r in ensemble] == [(r.success, r.sim_seconds, r.stages_reached) for r in single]
+    assert ensemble[0].checkpoint == f"{single[0].checkpoint}+{single[0].checkpoint}"
+    assert math.isnan(ensemble[0].q_start)  # no critic: the members' are not combined
+
+
 def test_evaluate_refuses_a_missing_checkpoint_with_one_line(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nope.safetensors"), "--episodes", "1"]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from aloe.learning import synthetic
 from aloe.learning.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from aloe.learning.config import TrainConfig, from_dict
-from aloe.learning.policy import Policy
+from aloe.learning.policy import Policy, PolicyEnsemble
 from aloe.learning.train import train
 
 TINY = yaml.safe_load((Path(__file__).parent / "tiny_train.yaml").read_text())
@@ -51,6 +51,29 @@ def test_a_zero_noise_scale_samples_the_same_chunk_whatever_the_seed(trained):
     # Between the two: nearer the mean chunk than a full draw from the same seed.
     mean = chunk(1, 0.0)
     assert np.abs(chunk(3, 0.5) - mean).mean() < np.abs(chunk(3, 1.0) - mean).mean()
+
+
+def test_an_ensemble_follows_its_members_averaged_flow_and_refuses_other_data(trained):
+    checkpoint, path, episodes = trained
+    observation = (episodes[0].joints[0], episodes[0].images[0], episodes[0].instruction)
+    draw = lambda policy: policy.act(*observation, generator=torch.Generator().manual_seed(7))  # noqa: E731
+    single = Policy(checkpoint)
+    # Two copies of one member: their mean velocity is the member's, so is the chunk.
+    assert np.allclose(draw(PolicyEnsemble([single, Policy(load_checkpoint(path))])), draw(single), atol=1e-5)
+    # Another member (its actor's weights moved): the ensemble's chunk is neither member's.
+    other = load_checkpoint(path)
+    with torch.no_grad():
+        for parameter in other.model.actor.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    mixed = draw(PolicyEnsemble([single, Policy(other)]))
+    assert not np.allclose(mixed, draw(single), atol=1e-4) and not np.allclose(mixed, draw(Policy(other)), atol=1e-4)
+    assert PolicyEnsemble([single, Policy(other)]).version == f"{checkpoint.version}+{other.version}"
+    foreign = load_checkpoint(path)
+    foreign.normalizer.action_mean = foreign.normalizer.action_mean + 1.0
+    with pytest.raises(ValueError, match="normalisation differs"):
+        PolicyEnsemble([single, Policy(foreign)])
+    with pytest.raises(ValueError, match="at least two"):
+        PolicyEnsemble([single])
 
 
 def test_truncated_file_is_refused(trained, tmp_path):

@@ -224,14 +224,16 @@ def summarize(results: list) -> list:
 _worker = {}
 
 
-def _start_worker(checkpoint: str, image_size: tuple) -> None:
+def _start_worker(checkpoints: list, image_size: tuple) -> None:
     import torch
 
-    from aloe.learning.policy import Policy
+    from aloe.learning.policy import Policy, PolicyEnsemble
     from aloe.sim.session import SimSession
 
     torch.set_num_threads(1)  # one process per core does better than threads fighting over two
-    _worker["policy"] = Policy.load(Path(checkpoint))
+    # Several checkpoints: one policy from their averaged flow (a diagnostic).
+    paths = [Path(p) for p in checkpoints]
+    _worker["policy"] = Policy.load(paths[0]) if len(paths) == 1 else PolicyEnsemble.load(paths)
     # No images in the ticks: the rollout renders when the policy looks, every replan_every steps.
     _worker["session"] = SimSession(image_size=image_size, camera_rate_hz=0, scripted_operator=False)
 
@@ -246,14 +248,16 @@ def episode_key(result: EpisodeResult) -> tuple:
     return result.checkpoint, result.task, result.condition, result.seed
 
 
-def evaluate(checkpoint: Path, tasks, conditions, seeds, replan_every: int = 25, workers: int = 1,
+def evaluate(checkpoint, tasks, conditions, seeds, replan_every: int = 25, workers: int = 1,
              image_size=(240, 320), progress=None, skip=frozenset(), on_result=None, temporal_ensembling: bool = False,
              noise_scale: float = 1.0, camera_every: int = 0) -> list:
-    """Every (task, condition, seed) episode of one checkpoint but those in `skip` (as
-    (task, condition name, seed)), in that order; `on_result(result)` as each ends and
-    `progress(done, total)`, both counting the skipped ones as done."""
+    """Every (task, condition, seed) episode of one checkpoint (or of a list of them acting as
+    one `PolicyEnsemble`) but those in `skip` (as (task, condition name, seed)), in that
+    order; `on_result(result)` as each ends and `progress(done, total)`, both counting the
+    skipped ones as done."""
     import multiprocessing
 
+    checkpoints = [str(p) for p in (checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint])]
     every = [(task, seed, condition, replan_every, temporal_ensembling, noise_scale, camera_every)
              for task in tasks for condition in conditions for seed in seeds]
     jobs = [job for job in every if (job[0], job[2].name, job[1]) not in skip]
@@ -269,7 +273,7 @@ def evaluate(checkpoint: Path, tasks, conditions, seeds, replan_every: int = 25,
     if not jobs:
         return results
     if workers <= 1:
-        _start_worker(str(checkpoint), image_size)
+        _start_worker(checkpoints, image_size)
         try:
             for job in jobs:
                 finished(_run_one(job))
@@ -277,7 +281,7 @@ def evaluate(checkpoint: Path, tasks, conditions, seeds, replan_every: int = 25,
             _worker.pop("session").close()
         return results
     context = multiprocessing.get_context("spawn")  # no forked rclpy or MuJoCo state
-    with context.Pool(min(workers, len(jobs)), _start_worker, (str(checkpoint), image_size)) as pool:
+    with context.Pool(min(workers, len(jobs)), _start_worker, (checkpoints, image_size)) as pool:
         for result in pool.imap(_run_one, jobs):
             finished(result)
     return results

@@ -88,3 +88,45 @@ class Policy:
             "std": float(q.std()),
             "pessimistic": float(pessimistic(q, self.config.critic)[0]),
         }
+
+
+class PolicyEnsemble:
+    """Several BC runs of one setting acting as one policy, a diagnostic of the run-to-run
+    variance (docs/results.md): from one starting noise, each Euler step of the flow follows
+    the mean of the members' velocities, so the chunk comes from the members' averaged flow
+    field rather than from averaging chunks that may sit in different modes. Members must
+    share their model settings and normalisation (the same data). No critic: evaluation only."""
+
+    has_critic = False
+
+    def __init__(self, members):
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two checkpoints")
+        first = members[0]
+        for member in members[1:]:
+            if member.config.model != first.config.model:
+                raise ValueError(f"checkpoint {member.version}: its model settings differ from {first.version}'s")
+            if member.normalizer.to_dict() != first.normalizer.to_dict():
+                raise ValueError(f"checkpoint {member.version}: its normalisation differs from {first.version}'s (other data)")
+        self.members = members
+        self.config = first.config
+        self.normalizer = first.normalizer
+
+    @classmethod
+    def load(cls, paths, device: str = "cpu") -> "PolicyEnsemble":
+        return cls([Policy.load(path, device) for path in paths])
+
+    @property
+    def version(self) -> str:
+        return "+".join(member.version for member in self.members)
+
+    @torch.no_grad()
+    def act(self, joints, images, instruction: str, generator=None, noise_scale: float = 1.0) -> np.ndarray:
+        m = self.config.model
+        features = [member.features(joints, images, instruction) for member in self.members]
+        x = noise_scale * torch.randn(1, m.horizon, m.action_dim, generator=generator)
+        for i in range(m.flow_steps):
+            t = torch.full((1,), i / m.flow_steps)
+            velocity = sum(member.model.actor.velocity(f, x, t) for member, f in zip(self.members, features)) / len(self.members)
+            x = x + velocity / m.flow_steps
+        return self.normalizer.unnormalize_actions(x[0].numpy()).astype(np.float32)
