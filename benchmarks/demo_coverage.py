@@ -40,6 +40,8 @@ def evaluation_scenes(task: str, seeds) -> np.ndarray:
 def main() -> int:
     from base_policy import demo_seeds
 
+    from aloe.data import demonstrations
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", required=True, choices=("insertion", "drawer", "sorting"))
     parser.add_argument("--demos", type=int, nargs="+", default=[300], help="demonstration counts to compare")
@@ -52,7 +54,7 @@ def main() -> int:
     seeds = range(args.first_seed, args.first_seed + args.episodes)
     failed = np.array([seed in {int(s) for s in args.failed.split(",")} for seed in seeds])
     folder = ROOT / "runs" / "demos" / args.task
-    paths = [folder / f"{args.task}-train-{seed:06d}.npz" for seed in demo_seeds(max(args.demos), held_out=seeds)]
+    paths = [demonstrations.episode_path(folder, args.task, seed, "train") for seed in demo_seeds(max(args.demos), held_out=seeds)]
     missing = [p.name for p in paths if not p.exists()]
     if missing:
         raise SystemExit(f"{len(missing)} demonstrations not recorded in {folder} (e.g. {missing[0]}): "

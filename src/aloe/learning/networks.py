@@ -198,11 +198,16 @@ class FlowActor(nn.Module):
         compared on the same draw."""
         shape = (features.shape[0], self.config.horizon, self.config.action_dim)
         x = torch.randn(shape, generator=generator, device=features.device) if noise is None else noise.to(features.device)
-        steps = self.config.flow_steps
-        for i in range(steps):
-            t = torch.full((shape[0],), i / steps, device=features.device)
-            x = x + self.velocity(features, x, t) / steps
-        return x
+        return integrate_flow(lambda x_t, t: self.velocity(features, x_t, t), x, self.config.flow_steps)
+
+
+def integrate_flow(velocity, x, steps: int):
+    """Euler steps of a flow from its noise `x` at t = 0 to the chunk at t = 1, moving by
+    `velocity(x_t, t)` (t of shape (B,)) at each of `steps` equal steps."""
+    for i in range(steps):
+        t = torch.full((x.shape[0],), i / steps, device=x.device)
+        x = x + velocity(x, t) / steps
+    return x
 
 
 class EnsembleLinear(nn.Module):

@@ -8,7 +8,14 @@ import torch
 from aloe.learning.algorithm import pessimistic
 from aloe.learning.camera_view import resize_images
 from aloe.learning.checkpoint import Checkpoint, load_checkpoint
+from aloe.learning.networks import integrate_flow
 from aloe.learning.text import language_input
+
+
+def starting_noise(model, generator=None, scale: float = 1.0) -> torch.Tensor:
+    """The flow's starting point (1, H, A) for one chunk, drawn on the CPU from `generator`
+    (so a seed gives the same chunk on every device), times `scale`."""
+    return scale * torch.randn(1, model.horizon, model.action_dim, generator=generator)
 
 
 def inference_device(name: str) -> torch.device:
@@ -69,8 +76,7 @@ class Policy:
         noise is drawn on the CPU (from `generator`), so a seed gives the same chunk on every
         device up to rounding; `noise_scale` below 1 samples nearer the flow's mean chunk
         (0: the same chunk every time)."""
-        m = self.config.model
-        noise = noise_scale * torch.randn(1, m.horizon, m.action_dim, generator=generator)
+        noise = starting_noise(self.config.model, generator, noise_scale)
         chunk = self.model.actor.sample(self.features(joints, images, instruction), noise=noise)[0].cpu().numpy()
         return self.normalizer.unnormalize_actions(chunk).astype(np.float32)
 
@@ -122,11 +128,11 @@ class PolicyEnsemble:
 
     @torch.no_grad()
     def act(self, joints, images, instruction: str, generator=None, noise_scale: float = 1.0) -> np.ndarray:
-        m = self.config.model
         features = [member.features(joints, images, instruction) for member in self.members]
-        x = noise_scale * torch.randn(1, m.horizon, m.action_dim, generator=generator)
-        for i in range(m.flow_steps):
-            t = torch.full((1,), i / m.flow_steps)
-            velocity = sum(member.model.actor.velocity(f, x, t) for member, f in zip(self.members, features)) / len(self.members)
-            x = x + velocity / m.flow_steps
-        return self.normalizer.unnormalize_actions(x[0].numpy()).astype(np.float32)
+
+        def mean_velocity(x_t, t):
+            return sum(member.model.actor.velocity(f, x_t, t) for member, f in zip(self.members, features)) / len(self.members)
+
+        noise = starting_noise(self.config.model, generator, noise_scale)
+        chunk = integrate_flow(mean_velocity, noise, self.config.model.flow_steps)[0].numpy()
+        return self.normalizer.unnormalize_actions(chunk).astype(np.float32)
