@@ -44,9 +44,54 @@ def action_mismatch(bag_joints, bag_actions, joints, actions, same_pose=0.01, di
     return (float(np.mean(differs)) if differs else None), len(differs)
 
 
+class EpisodeRecording:
+    """One episode's steps as they are saved: the joints measured and the object state before
+    each step, the command executed in it, the task's stages done after it, and the cameras'
+    images at the steps they shot. `demonstrate` fills one with the scripted operator driving,
+    an evaluation's rollout with a policy (`aloe.experiment.evaluation.evaluate(record_to=...)`)."""
+
+    def __init__(self):
+        self.joints, self.actions, self.states, self.images, self.image_steps, self.done = [], [], [], [], [], []
+
+    def before_step(self, robot, images=None) -> None:
+        """`images`: the cameras' frames (cameras, h, w, 3) when they shot at this step."""
+        self.joints.append(robot.joint_positions())
+        self.states.append(robot.object_state())
+        if images is not None:
+            self.images.append(images)
+            self.image_steps.append(len(self.actions))
+
+    def after_step(self, robot, stages_done) -> None:
+        """`stages_done`: one bool per task stage, in its order."""
+        self.actions.append(robot.last_command.copy())
+        self.done.append(list(stages_done))
+
+    def arrays(self, outcome: str, instruction: str, task: str, seed: int, variant: str, operator: bool, render_size) -> dict:
+        """What a recording file holds: joints, actions, state (T, .), images (N, 3, h, w, 3),
+        image_steps, operator (T,) whether the operator drove each step, outcome,
+        instruction, stage_progress (T,), task, seed, variant."""
+        steps = len(self.actions)
+        return {
+            "joints": np.asarray(self.joints, dtype=np.float32), "actions": np.asarray(self.actions, dtype=np.float32),
+            "state": np.asarray(self.states, dtype=np.float32),
+            "images": np.asarray(self.images, dtype=np.uint8) if self.images else np.zeros((0, 3, *render_size, 3), np.uint8),
+            "image_steps": np.asarray(self.image_steps, dtype=np.int64), "operator": np.full(steps, operator),
+            "outcome": outcome, "instruction": instruction, "task": task, "seed": seed, "variant": variant,
+            "stage_progress": stages_reached(self.done) / len(self.done[0]),
+        }
+
+
+def save_recording(arrays: dict, path: Path) -> Path:
+    """Write one episode's arrays; a file that exists is a whole episode (a crash leaves a
+    .partial file behind, never a cut one under the final name)."""
+    partial = Path(path).with_suffix(".partial.npz")
+    np.savez_compressed(partial, **arrays)  # flat-shaded renders: ~25x smaller
+    os.replace(partial, path)
+    return Path(path)
+
+
 def demonstrate(task: str, seed: int, variant: str = "train", render_size=RENDER_SIZE, camera_every: int = CAMERA_EVERY) -> dict:
-    """One scripted episode as arrays: joints, actions, state (T, .), images (N, 3, h, w, 3),
-    image_steps, outcome, instruction, stage_progress (T,)."""
+    """One scripted episode as `EpisodeRecording.arrays`, the operator driving every step."""
     from aloe.graph.topics import CAMERAS
     from aloe.sim.env import SimRobot
     from aloe.sim.operator import make_operator
@@ -55,30 +100,21 @@ def demonstrate(task: str, seed: int, variant: str = "train", render_size=RENDER
     try:
         scene = robot.reset(task, seed, variant)
         operator = make_operator(robot)
-        joints, actions, states, images, image_steps, done = [], [], [], [], [], []
+        recording = EpisodeRecording()
         outcome = None
         while outcome is None:
-            step = len(actions)
-            joints.append(robot.joint_positions())
-            states.append(robot.object_state())
-            if camera_every and step % camera_every == 0:
+            images = None
+            if camera_every and len(recording.actions) % camera_every == 0:
                 rendered = robot.render()
-                images.append(np.stack([rendered[camera] for camera in CAMERAS]))
-                image_steps.append(step)
+                images = np.stack([rendered[camera] for camera in CAMERAS])
+            recording.before_step(robot, images)
             robot.step(operator.act())
-            actions.append(robot.last_command.copy())
             status = robot.status()
-            done.append([stage_done for _, stage_done in status.stages])
+            recording.after_step(robot, [stage_done for _, stage_done in status.stages])
             outcome = "success" if status.success else "failure" if status.failure else None
     finally:
         robot.close()
-    return {
-        "joints": np.asarray(joints, dtype=np.float32), "actions": np.asarray(actions, dtype=np.float32),
-        "state": np.asarray(states, dtype=np.float32),
-        "images": np.asarray(images, dtype=np.uint8) if images else np.zeros((0, 3, *render_size, 3), np.uint8),
-        "image_steps": np.asarray(image_steps, dtype=np.int64), "outcome": outcome, "instruction": scene.instruction,
-        "task": task, "seed": seed, "variant": variant, "stage_progress": stages_reached(done) / len(done[0]),
-    }
+    return recording.arrays(outcome, scene.instruction, task, seed, variant, operator=True, render_size=render_size)
 
 
 def episode_path(folder: Path, task: str, seed: int, variant: str) -> Path:
@@ -89,10 +125,7 @@ def _record_one(job) -> Path:
     task, seed, variant, folder = job
     path = episode_path(folder, task, seed, variant)
     if not path.exists():
-        arrays = demonstrate(task, seed, variant, RENDER_SIZE)
-        partial = path.with_suffix(".partial.npz")
-        np.savez_compressed(partial, **arrays)  # flat-shaded renders: ~25x smaller
-        os.replace(partial, path)  # a file that exists is a whole episode
+        save_recording(demonstrate(task, seed, variant, RENDER_SIZE), path)
     return path
 
 
@@ -134,7 +167,9 @@ def load(paths, image_size=None, privileged: bool = False, successes_only: bool 
                 images = np.stack([resize_images(frame, image_size, head_crop) for frame in arrays["images"]])
                 image_steps = arrays["image_steps"]
             progress = arrays["stage_progress"] if "stage_progress" in arrays else None  # recorded since the stages reward
-            episodes.append(Episode(joints, arrays["actions"], np.ones(len(arrays["actions"]), bool), outcome,
+            # A policy's deployments say who drove; demonstrations before that field were all the operator's.
+            operator = arrays["operator"] if "operator" in arrays else np.ones(len(arrays["actions"]), bool)
+            episodes.append(Episode(joints, arrays["actions"], operator, outcome,
                                     str(arrays["instruction"]), images, image_steps, str(arrays["task"]), Path(path).stem,
                                     progress))
     return episodes

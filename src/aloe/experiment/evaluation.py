@@ -74,12 +74,14 @@ class EpisodeResult:
 
 
 def rollout(policy, session, task: str, seed: int, condition: Condition, replan_every: int = 25,
-            temporal_ensembling: bool = False, noise_scale: float = 1.0, camera_every: int = 0) -> EpisodeResult:
+            temporal_ensembling: bool = False, noise_scale: float = 1.0, camera_every: int = 0,
+            recording=None) -> EpisodeResult:
     """One episode of `policy` in `session` (a SimSession without scripted operator) until
     the task's detector ends it (success, failure or its time limit). The chunks are
     sampled and executed as the policy node's parameters of the same names say. The policy
     sees images rendered when it looks, or with `camera_every` N the newest of a camera
-    that shoots every N steps, as the graph's cameras do (up to N-1 steps old)."""
+    that shoots every N steps, as the graph's cameras do (up to N-1 steps old). With
+    `recording` (an `EpisodeRecording`) every step goes there too, images as rendered."""
     import torch
 
     scene = session.reset(task, seed, condition.variant, condition.disturbances)
@@ -96,9 +98,12 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
         measured = session.robot.joint_positions()
         mux.observe(measured, now)
         looks = executor.wants_observation()
-        if model.use_images and (steps % camera_every == 0 if camera_every else looks):
+        shot = model.use_images and (steps % camera_every == 0 if camera_every else looks)
+        if shot:
             rendered = session.robot.render()
             images = np.stack([rendered[camera] for camera in CAMERAS])
+        if recording is not None:
+            recording.before_step(session.robot, images if shot else None)
         if looks:
             joints = measured.astype(np.float32)
             if model.privileged_state_dim:  # the sim-only diagnostic: object state beside the joints
@@ -115,6 +120,8 @@ def rollout(policy, session, task: str, seed: int, condition: Condition, replan_
         tick = session.tick(mux.decide(now, CONTROL_DT).command.positions)
         outcome = tick.outcome
         reached.update(tick.stages_done)
+        if recording is not None:
+            recording.after_step(session.robot, [name in tick.stages_done for name in stage_names])
         steps += 1
     session.end_episode()
     success = outcome[0] == "success"
@@ -239,9 +246,18 @@ def _start_worker(checkpoints: list, image_size: tuple) -> None:
 
 
 def _run_one(job) -> EpisodeResult:
-    task, seed, condition, replan_every, temporal_ensembling, noise_scale, camera_every = job
-    return rollout(_worker["policy"], _worker["session"], task, seed, condition, replan_every, temporal_ensembling, noise_scale,
-                   camera_every)
+    from aloe.data.demonstrations import EpisodeRecording, episode_path, save_recording
+
+    task, seed, condition, replan_every, temporal_ensembling, noise_scale, camera_every, record_to = job
+    recording = EpisodeRecording() if record_to else None
+    result = rollout(_worker["policy"], _worker["session"], task, seed, condition, replan_every, temporal_ensembling, noise_scale,
+                     camera_every, recording)
+    if recording is not None:
+        outcome = "success" if result.success else "failure"
+        arrays = recording.arrays(outcome, _worker["session"].robot.scene.instruction, task, seed, condition.name,
+                                  operator=False, render_size=_worker["session"].robot.image_size)
+        save_recording(arrays, episode_path(record_to, task, seed, condition.name))
+    return result
 
 
 def episode_key(result: EpisodeResult) -> tuple:
@@ -250,15 +266,18 @@ def episode_key(result: EpisodeResult) -> tuple:
 
 def evaluate(checkpoint, tasks, conditions, seeds, replan_every: int = 25, workers: int = 1,
              image_size=(240, 320), progress=None, skip=frozenset(), on_result=None, temporal_ensembling: bool = False,
-             noise_scale: float = 1.0, camera_every: int = 0) -> list:
+             noise_scale: float = 1.0, camera_every: int = 0, record_to=None) -> list:
     """Every (task, condition, seed) episode of one checkpoint (or of a list of them acting as
     one `PolicyEnsemble`) but those in `skip` (as (task, condition name, seed)), in that
     order; `on_result(result)` as each ends and `progress(done, total)`, both counting the
-    skipped ones as done."""
+    skipped ones as done. With `record_to` (a folder) each episode is also saved there as the
+    policy's deployment, in the demonstrations' format (`aloe.data.demonstrations.load`)."""
     import multiprocessing
 
     checkpoints = [str(p) for p in (checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint])]
-    every = [(task, seed, condition, replan_every, temporal_ensembling, noise_scale, camera_every)
+    if record_to is not None:
+        Path(record_to).mkdir(parents=True, exist_ok=True)
+    every = [(task, seed, condition, replan_every, temporal_ensembling, noise_scale, camera_every, record_to)
              for task in tasks for condition in conditions for seed in seeds]
     jobs = [job for job in every if (job[0], job[2].name, job[1]) not in skip]
     results = []
