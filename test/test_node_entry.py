@@ -42,6 +42,9 @@ from rclpy.node import Node
 from aloe.nodes.entry import spin
 
 class HangsInTeardown(Node):
+    def on_stop(self):
+        print("on_stop ran", flush=True)
+
     def destroy_node(self):
         threading.Event().wait()  # never returns
 
@@ -66,6 +69,7 @@ def test_a_node_whose_teardown_hangs_exits_by_itself_and_says_where(ros_domain):
     assert "not reached" not in stdout
     assert "[hangs_in_teardown] shutdown has not returned after 1 s" in stderr
     assert "in destroy_node" in stderr, stderr  # the stacks name where it hung
+    assert "on_stop ran" in stdout  # the node's own files were closed before the hang
 
 
 def test_a_node_whose_teardown_returns_says_nothing_of_it(ros_domain):

@@ -114,7 +114,10 @@ def _exit_if_teardown_hangs(finished: threading.Event, name: str, limit_s: float
 
 def spin(node: Node, executor=None, on_start=None, teardown_limit_s: float = TEARDOWN_LIMIT_S) -> None:
     """Spin until Ctrl-C or an external shutdown, then destroy the node and shut rclpy down.
-    `on_start` runs first, under the same Ctrl-C handling."""
+    `on_start` runs first, under the same Ctrl-C handling. A node's `on_stop()`, if it has
+    one, runs before any middleware teardown and outside its time limit: files a node must
+    leave whole (the recorder's bag) are closed even when the teardown then hangs, or is cut
+    short, on a loaded machine."""
     name = node.get_name()  # now: a context shut down takes the node's handle with it
     # An executor of our own, made before `on_start`: rclpy's global one, created on a context
     # that a Ctrl-C right after the ready line has already shut down, comes back as None
@@ -135,6 +138,8 @@ def spin(node: Node, executor=None, on_start=None, teardown_limit_s: float = TEA
         if not _shut_down_within(1.0):
             raise
     finally:
+        if hasattr(node, "on_stop"):
+            node.on_stop()
         finished = threading.Event()
         watchdog = threading.Thread(target=_exit_if_teardown_hangs, args=(finished, name, teardown_limit_s), daemon=True)
         watchdog.start()

@@ -170,9 +170,14 @@ class Recorder(Node):
         written = sum(bag.counts.values())
         self.get_logger().info(f"{log.start['episode_id']}: {outcome}, {written} messages in {bag.path}")
 
-    def destroy_node(self):
+    def on_stop(self) -> None:
+        """`spin` calls this first when the node stops, before the middleware's teardown, which
+        may hang or be cut off: the episode under way is closed as truncated, with its metadata."""
         if self.bag is not None:
             self.finish("truncated", "the recorder stopped during the episode")
+
+    def destroy_node(self):
+        self.on_stop()
         super().destroy_node()
 
 
