@@ -31,6 +31,16 @@ def parse_override(text: str) -> tuple:
     return key.split("."), yaml.safe_load(value)
 
 
+def apply_overrides(values: dict, overrides) -> dict:
+    """`values` (a config as nested dicts) with each "key.path=value" of `overrides` set in it."""
+    for path, value in map(parse_override, overrides):
+        node = values
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return values
+
+
 def build_config(args):
     from aloe.learning.config import TrainConfig, from_dict
 
@@ -38,12 +48,7 @@ def build_config(args):
     for file in args.config:
         values.update(yaml.safe_load(Path(file).read_text()) or {})
     values.update(algo="bc", pretrain_steps=args.steps, improve_steps=0, critic_steps=0, seed=args.seed)
-    for path, value in map(parse_override, args.set):
-        node = values
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return from_dict(TrainConfig, values)
+    return from_dict(TrainConfig, apply_overrides(values, args.set))
 
 
 def demo_seeds(count: int, held_out: range) -> list:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from base_policy import demo_seeds, parse_override
+from base_policy import apply_overrides, demo_seeds
 
 ROOT = Path(__file__).resolve().parent.parent
 ALGOS = ("critic", "aloe", "bc", "mc")
@@ -43,11 +43,7 @@ def train_config(args, algo: str, model):
 
     values = yaml.safe_load((ROOT / "config" / "experiment-train.yaml").read_text()) or {}
     values.update(algo="aloe" if algo == "critic" else algo, seed=args.seed)
-    for path, value in map(parse_override, args.set):
-        node = values
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
+    apply_overrides(values, args.set)
     if algo == "critic":
         values["improve_steps"] = 0
     config = from_dict(TrainConfig, values)
@@ -62,11 +58,10 @@ def deploy(args, out: Path) -> list:
 
     folder = out / "deployments"
     seeds = range(args.deploy_first_seed, args.deploy_first_seed + args.deployments)
-    done = {("train", seed) for seed in seeds if episode_path(folder, args.task, seed, "train").exists()}
+    recorded = {(args.task, "train", seed) for seed in seeds if episode_path(folder, args.task, seed, "train").exists()}
     start = time.monotonic()
     results = evaluate(args.checkpoint, [args.task], [Condition("train")], seeds, replan_every=args.replan_every,
-                       workers=args.workers, camera_every=10, record_to=folder,
-                       skip={(args.task, "train", seed) for _, seed in done},
+                       workers=args.workers, camera_every=10, record_to=folder, skip=recorded,
                        progress=lambda n, total: print(f"\r[post] deployments {n}/{total}", end="", flush=True))
     if results:
         print(f"\n[post] {len(results)} deployments in {(time.monotonic() - start) / 60:.1f} min: "
@@ -134,7 +129,7 @@ def main() -> int:
     deployed = range(args.deploy_first_seed, args.deploy_first_seed + args.deployments)
     if args.first_seed >= 100000 or deployed.stop > 100000:
         raise SystemExit("post-training is tuned here: use training seeds, not the evaluation seeds 100000+")
-    demos = demo_seeds(args.demos, held_out=range(500, 550))
+    demos = demo_seeds(args.demos, held_out=range(500, 550))  # as base_policy.py chose them, around its default evaluation
     if set(evaluation) & (set(deployed) | set(demos)):
         raise SystemExit("the evaluation's seeds overlap the deployments' or the demonstrations'")
     if not args.checkpoint.exists():
