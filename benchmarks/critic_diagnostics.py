@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("td", "sarsa", "mc", "value", "value-finetuned")
 
 
-def episodes_of(args, checkpoint, seeds, with_images=True):
+def episodes_of(args, checkpoint, seeds):
     from aloe.data.demonstrations import episode_path, load
 
     model = checkpoint.config.model
@@ -50,11 +50,11 @@ def episodes_of(args, checkpoint, seeds, with_images=True):
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise SystemExit(f"{len(missing)} deployments missing in {args.deployments} (first: {missing[0]})")
-    size = tuple(model.image_size) if with_images else None
-    return paths, load(paths, size, head_crop=tuple(model.head_crop))
+    size = tuple(model.image_size)
+    return load(paths, size, head_crop=tuple(model.head_crop))
 
 
-def datasets(args, checkpoint, with_images=True) -> dict:
+def datasets(args, checkpoint) -> dict:
     """{"train": (episodes, transitions), "held": (...)}."""
     from aloe.data.demonstrations import episode_path, load
     from aloe.learning.data import chunk_transitions
@@ -62,11 +62,11 @@ def datasets(args, checkpoint, with_images=True) -> dict:
     model = checkpoint.config.model
     demos = [episode_path(ROOT / "runs" / "demos" / args.task, args.task, seed, "train")
              for seed in demo_seeds(args.demos, held_out=range(500, 550))]
-    size = tuple(model.image_size) if with_images else None
+    size = tuple(model.image_size)
     demo_episodes = load(demos, size, head_crop=tuple(model.head_crop))
     out = {}
     for name, seeds, extra in (("train", args.train_seeds, demo_episodes), ("held", args.held_seeds, [])):
-        episodes = extra + episodes_of(args, checkpoint, seeds, with_images)[1]
+        episodes = extra + episodes_of(args, checkpoint, seeds)
         out[name] = (episodes, chunk_transitions(episodes, model.horizon, checkpoint.config.data))
     return out
 
