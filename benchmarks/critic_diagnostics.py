@@ -12,7 +12,8 @@ Variants (--variant):
   mc      Q(s, a) regressed on Monte-Carlo returns: how well these features and chunks fit
           the data's own values at all (an upper bound on the fit, not on calibration);
   value   V(s) regressed on Monte-Carlo returns, no action input;
-  value-finetuned  the same with the encoder trained too (images in the loop: slow).
+  value-finetuned  the same with the encoder trained too (images in the loop: slow);
+  td-finetuned     td with the encoder trained too (slower still).
 --action-stride k shows the Q-networks every k-th step of each chunk only; --time-feature
 adds the step index / 1000 to the features (insertion's deployments end at 1001 steps).
 One JSON line each, appended to runs/critic_diagnostics/<task>.jsonl:
@@ -39,7 +40,7 @@ from base_policy import demo_seeds
 from critic_calibration import seed_range
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("td", "sarsa", "mc", "value", "value-finetuned")
+VARIANTS = ("td", "sarsa", "mc", "value", "value-finetuned", "td-finetuned")
 
 
 def episodes_of(args, checkpoint, seeds):
@@ -151,6 +152,8 @@ def fit_values(args, checkpoint, cache):
             optimizer.step()
         critic.eval()
         return lambda name, index: critic(rows(name, index), chunks(name, index)).mean(0)
+    if args.variant.endswith("-finetuned"):
+        return fit_finetuned(args, checkpoint, cache, model, generator)
     value = ValueNet(model)
     if args.variant == "value":
         optimizer = torch.optim.Adam(value.parameters(), lr=critic_config.lr)
@@ -162,37 +165,59 @@ def fit_values(args, checkpoint, cache):
             optimizer.step()
         value.eval()
         return lambda name, index: value(rows(name, index))
-    return fit_finetuned(args, checkpoint, cache, value, generator)
+    raise SystemExit(f"unknown variant {args.variant}")
 
 
-def fit_finetuned(args, checkpoint, cache, value, generator):
-    """V(s) on Monte-Carlo returns with the encoder trained too, from its BC weights."""
+def fit_finetuned(args, checkpoint, cache, model, generator):
+    """The encoder trained too, from its BC weights (images in the loop), with V(s) on
+    Monte-Carlo returns ("value-finetuned") or the Q-ensemble by chunked TD ("td-finetuned",
+    the next state's features from a Polyak copy of the encoder, as the target heads)."""
     import torch
 
+    from aloe.learning import algorithm
+    from aloe.learning.networks import CriticEnsemble, ValueNet
     from aloe.learning.train import build_observations, encode
 
     if args.time_feature or args.action_stride != 1:
-        raise SystemExit("--variant value-finetuned takes neither --time-feature nor --action-stride")
-    encoder = copy.deepcopy(checkpoint.model.encoder)
-    splits = {}
-    for name, (episodes, transitions) in datasets(args, checkpoint).items():
-        splits[name] = (build_observations(episodes, transitions, checkpoint.normalizer, checkpoint.config, "cpu"),
-                        torch.as_tensor(transitions.obs), torch.as_tensor(transitions.mc_return))
-    observations, obs, returns = splits["train"]
-    optimizer = torch.optim.Adam([*value.parameters(), *encoder.parameters()], lr=checkpoint.config.critic.lr)
+        raise SystemExit(f"--variant {args.variant} takes neither --time-feature nor --action-stride")
+    encoder, config = copy.deepcopy(checkpoint.model.encoder), checkpoint.config.critic
+    observations = {name: build_observations(episodes, transitions, checkpoint.normalizer, checkpoint.config, "cpu")
+                    for name, (episodes, transitions) in datasets(args, checkpoint).items()}
+    train = cache["train"]
+    td = args.variant == "td-finetuned"
+    network = CriticEnsemble(model) if td else ValueNet(model)
+    if td:
+        data = algorithm.CriticData(features=train["features"], obs=train["obs"], next_obs=train["next_obs"],
+                                    actions=train["actions"], reward=train["reward"], discount=train["discount"],
+                                    next_actions=train["next_actions"], executed=train["mask"])
+        target_encoder, target_network = copy.deepcopy(encoder).eval(), copy.deepcopy(network)
+    optimizer = torch.optim.Adam([*network.parameters(), *encoder.parameters()], lr=config.lr)
     for step in range(args.steps):
-        index = torch.randint(len(obs), (64,), generator=generator)
+        index = torch.randint(len(train["obs"]), (64,), generator=generator)
         encoder.train()
-        loss = (value(encoder(*observations.rows(obs[index]))) - returns[index]).pow(2).mean()
+        features = encoder(*observations["train"].rows(train["obs"][index]))
+        if td:
+            pick = torch.randint(train["next_actions"].shape[1], (64,), generator=generator)
+            with torch.no_grad():
+                following = target_encoder(*observations["train"].rows(train["next_obs"][index].clamp(min=0)))
+                y = train["reward"][index] + train["discount"][index] * target_network(following, train["next_actions"][index, pick]).mean(0)
+            loss = (network(features, algorithm.fill_unexecuted(data, index, generator)) - y).pow(2).mean()
+        else:
+            loss = (network(features) - train["mc"][index]).pow(2).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        print(f"\r[diagnostics] value-finetuned {step + 1}/{args.steps}", end="", file=sys.stderr, flush=True)
+        if td:
+            algorithm.polyak_update(target_network, network, config.polyak)
+            algorithm.polyak_update(target_encoder, encoder, config.polyak)
+        print(f"\r[diagnostics] {args.variant} {step + 1}/{args.steps}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    value.eval()
+    network.eval()
     with torch.no_grad():
-        features = {name: encode(encoder, split[0]) for name, split in splits.items()}
-    return lambda name, index: value(features[name][cache[name]["obs"][index]])
+        features = {name: encode(encoder, split) for name, split in observations.items()}
+    if td:
+        return lambda name, index: network(features[name][cache[name]["obs"][index]], cache[name]["actions"][index]).mean(0)
+    return lambda name, index: network(features[name][cache[name]["obs"][index]])
 
 
 def main() -> int:
