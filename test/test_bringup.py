@@ -6,7 +6,7 @@ import time
 
 import pytest
 from aloe_msgs.msg import EpisodeEvent
-from aloe_msgs.srv import ResetSim, StartEpisode
+from aloe_msgs.srv import EndEpisode, ResetSim, StartEpisode
 from builtin_interfaces.msg import Time
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.task import Future
@@ -55,6 +55,13 @@ def test_graph_serves_episodes_and_stops_cleanly_on_ctrl_c(bringup, rclpy_contex
     assert events[0].kind == EpisodeEvent.START and events[0].episode_id == response.episode_id
     assert events[0].instruction == "pack the phone"
     assert (events[0].header.stamp.sec, events[0].header.stamp.nanosec) == (1234, 5)  # the clock's time, not 0
+    # An end stamped by its sender (the sim: the tick that found the outcome) keeps that stamp.
+    end = EndEpisode.Request(outcome=EpisodeEvent.SUCCESS, reason="detector")
+    end.header.stamp = Time(sec=1240)
+    response = call_service(rclpy_context, client_node, client_node.create_client(EndEpisode, "end_episode"), end, timeout_s=30)
+    assert response is not None and response.success, graph.output()
+    assert spin_until(rclpy_context, [client_node], lambda: len(events) == 2)
+    assert events[1].kind == EpisodeEvent.SUCCESS and (events[1].header.stamp.sec, events[1].header.stamp.nanosec) == (1240, 0)
 
     graph.interrupt()
     assert graph.finish() == 0, graph.output()

@@ -18,7 +18,7 @@ from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
 from aloe.cli import main
-from aloe.data.bag_dataset import load_bags
+from aloe.data.bag_dataset import load_bags, read_episode
 from aloe.data.lerobot import read_dataset
 from aloe.data.recording import EpisodeBag, EpisodeLog, aloe_typestore, needs_recovery, recover
 from aloe.graph.topics import topic
@@ -204,6 +204,53 @@ def test_a_start_seen_late_still_records_what_was_stamped_since_it(recorder_grap
     assert graph.wait_for(r"rec-late: success"), graph.output()
     positions = sorted(s.position[0] for s in read_with_mcap(bags / "rec-late")["/rec/joint_states"])
     assert positions == [float(k) for k in range(50, 90)]
+
+
+def test_an_end_seen_late_leaves_the_next_episode_its_first_steps_and_each_reads_up_to_its_end(recorder_graph, rclpy_context):
+    """DDS repairs a lost episode event at the writer's next heartbeat (3 s): in a CI run the
+    recorder got an episode's end after the next episode's first 150 steps, wrote them to
+    the first bag (425 steps read back for 279) and the second bag lacked them (133 read
+    back). Here the recorder sees what it saw then: steps after the end, the late end, then
+    the next START, stamped before the steps it already wrote."""
+    graph, bags = recorder_graph
+    tester = node(rclpy_context, "tester", namespace="/rec")
+    episode = tester.create_publisher(EpisodeEvent, "episode", topic("episode").qos)
+    states = tester.create_publisher(JointState, "joint_states", topic("joint_states").writer_qos)
+    commands = tester.create_publisher(JointCommand, "command", topic("command").writer_qos)
+    spin_until(rclpy_context, [tester], lambda: commands.get_subscription_count() > 0, timeout_s=10)
+    assert recorder_ready(rclpy_context, tester), graph.output()
+
+    def stamp(tick):
+        return Time(sec=100 + tick // 50, nanosec=(tick % 50) * 20_000_000)
+
+    def event(episode_id, kind, tick):
+        msg = start_event(episode_id, kind)
+        msg.header.stamp = stamp(tick)
+        return msg
+
+    def ticks(first, last):
+        for tick in range(first, last):
+            state, command = joint_state(tick * 1e-4), JointCommand(positions=[tick * 1e-4] * 14, source=JointCommand.SOURCE_OPERATOR)
+            state.header.stamp = command.header.stamp = stamp(tick)
+            states.publish(state)
+            commands.publish(command)
+            spin_until(rclpy_context, [tester], lambda: False, timeout_s=0.01)
+        spin_until(rclpy_context, [tester], lambda: False, timeout_s=0.3)
+
+    episode.publish(event("rec-a", EpisodeEvent.START, 0))
+    assert graph.wait_for(r"recording rec-a"), graph.output()
+    ticks(0, 45)  # rec-a's ticks 0-29, the robot standing until 40, rec-b's first five
+    episode.publish(event("rec-a", EpisodeEvent.SUCCESS, 29))
+    episode.publish(event("rec-b", EpisodeEvent.START, 40))
+    assert graph.wait_for(r"recording rec-b .*10 messages from before its START"), graph.output()
+    ticks(45, 60)
+    episode.publish(event("rec-b", EpisodeEvent.SUCCESS, 59))
+    assert graph.wait_for(r"rec-b: success"), graph.output()
+    store = aloe_typestore()
+    first, second = (read_episode(bags / name, store) for name in ("rec-a", "rec-b"))
+    assert np.allclose(first.joints[:, 0], np.arange(0, 30) * 1e-4), first.joints[:, 0] / 1e-4
+    assert np.allclose(second.joints[:, 0], np.arange(40, 60) * 1e-4), second.joints[:, 0] / 1e-4
+    assert np.allclose(second.actions, second.joints) and first.outcome == second.outcome == "success"
 
 
 def test_a_recorder_held_up_for_a_second_still_records_every_state(recorder_graph, rclpy_context):

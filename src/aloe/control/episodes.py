@@ -53,7 +53,8 @@ class EpisodeBook:
         if self.current is None:
             raise EpisodeError("no episode is running")
         episode, self.current = self.current, None
-        episode.outcome, episode.reason, episode.end_time = outcome, reason, now
+        # An outcome stamped by its sender before the START reached it ends the episode at its start.
+        episode.outcome, episode.reason, episode.end_time = outcome, reason, max(now, episode.start_time)
         self.finished.append(episode)
         return episode
 

@@ -22,6 +22,7 @@ import numpy as np
 import yaml
 
 from aloe.control.command_arbiter import JUMP_SPEED, OPERATOR, RESYNC_TOLERANCE, SAMPLE_DT, STAMP_TOLERANCE_NS
+from aloe.control.episodes import START
 from aloe.data.images import ImageEncodingError, rgb_array
 from aloe.graph.topics import CAMERAS
 from aloe.learning.camera_view import camera_view
@@ -97,6 +98,7 @@ def read_episode(bag: Path, typestore, image_size=(96, 128), head_crop=()) -> Ep
     bag = Path(bag)
     meta = bag_metadata(bag)
     states, commands, images, stages = [], [], {}, []  # images: stamp -> {camera: array}; stages: (stamp, done)
+    end_ns = None  # the end event's stamp: the recorder may write steps after it, not the episode's
     try:
         with Reader(bag) as reader:
             for connection, log_time, raw in reader.messages():
@@ -110,6 +112,10 @@ def read_episode(bag: Path, typestore, image_size=(96, 128), head_crop=()) -> Ep
                 elif connection.topic.endswith("task/stages"):
                     msg = typestore.deserialize_cdr(raw, connection.msgtype)
                     stages.append((stamp_ns(msg.header), np.asarray(msg.done, bool)))
+                elif kind == "episode":
+                    msg = typestore.deserialize_cdr(raw, connection.msgtype)
+                    if msg.kind != START and stamp_ns(msg.header) > 0:
+                        end_ns = stamp_ns(msg.header)
                 elif kind == "image_raw":
                     camera = connection.topic.rsplit("/", 2)[-2]
                     if camera in CAMERAS:
@@ -118,6 +124,8 @@ def read_episode(bag: Path, typestore, image_size=(96, 128), head_crop=()) -> Ep
                         images.setdefault(stamp_ns(msg.header), {})[camera] = decode_image(msg, image_size, crop)
     except (ReaderError, OSError, ValueError, KeyError) as error:
         raise DataError(f"{bag}: cannot read ({error})") from None
+    if end_ns is not None:
+        states = [state for state in states if state[1] <= end_ns]
     if not states or not commands:
         raise DataError(f"{bag}: no {'joint states' if not states else 'commands'} recorded")
 
@@ -146,7 +154,7 @@ def read_episode(bag: Path, typestore, image_size=(96, 128), head_crop=()) -> Ep
     complete = sorted(stamp for stamp, cams in images.items() if len(cams) == len(CAMERAS))
     step_stamps = np.asarray(step_stamps)
     image_sets = image_steps = None
-    kept = [s for s in complete if s >= step_stamps[0]]
+    kept = [s for s in complete if s >= step_stamps[0] and (end_ns is None or s <= end_ns)]
     if kept:
         image_sets = np.stack([np.stack([images[s][c] for c in CAMERAS]) for s in kept])
         image_steps = np.searchsorted(step_stamps, kept, side="right") - 1

@@ -9,6 +9,7 @@ import time
 from aloe_msgs.msg import EpisodeEvent
 from aloe_msgs.srv import EndEpisode, StartEpisode
 from rclpy.node import Node
+from rclpy.time import Time
 
 from aloe.control.episodes import EpisodeBook, EpisodeError, KIND_NAMES, START
 from aloe.graph.readiness import ReadyService, waiting_for_clock
@@ -39,7 +40,7 @@ class EpisodeManager(Node):
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def publish(self, episode, kind: int, reason: str = "") -> None:
+    def publish(self, episode, kind: int, reason: str = "", stamp_s: float = None) -> None:
         event = EpisodeEvent(
             episode_id=episode.episode_id,
             kind=kind,
@@ -49,7 +50,7 @@ class EpisodeManager(Node):
             variant=episode.variant,
             reason=reason,
         )
-        event.header.stamp = self.get_clock().now().to_msg()
+        event.header.stamp = self.get_clock().now().to_msg() if stamp_s is None else Time(nanoseconds=round(stamp_s * 1e9)).to_msg()
         self.events.publish(event)
         self.get_logger().info(f"{KIND_NAMES[kind]} {episode.episode_id} ({episode.task}) {reason}".rstrip())
 
@@ -68,12 +69,17 @@ class EpisodeManager(Node):
         return response
 
     def on_end(self, request, response):
+        # The end is stamped when the outcome happened, where the request says: the sim runs
+        # on between its outcome tick and this call, and a bag read up to a later stamp
+        # took those steps (the robot standing after its success) into the episode.
+        stamp_s = Time.from_msg(request.header.stamp).nanoseconds * 1e-9
+        now = self.now() if stamp_s <= 0 else stamp_s
         try:
-            episode = self.book.end(request.outcome, request.reason, self.now())
+            episode = self.book.end(request.outcome, request.reason, now)
         except EpisodeError as error:
             response.success, response.message = False, str(error)
             return response
-        self.publish(episode, episode.outcome, episode.reason)
+        self.publish(episode, episode.outcome, episode.reason, episode.end_time)
         response.success, response.episode_id = True, episode.episode_id
         return response
 

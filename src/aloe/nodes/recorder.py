@@ -5,9 +5,13 @@ DDS delivered it (raw CDR, no decoding), stamped with the node's clock (sim time
 simulation), plus the episode events. The bag's metadata holds the task, instruction,
 seed, variant, outcome, the policy versions that drove and the operator's interventions.
 The bag is flushed every `flush_every_s`: a recorder killed mid-episode loses at most that
-much (`aloe bag recover` then completes the bag). Between episodes it keeps the last
-`keep_before_start_s` of messages: when the START reaches it late (DDS matches the latched
-event's writer on its own time), the messages stamped since the START's stamp still go in.
+much (`aloe bag recover` then completes the bag). It keeps the last `keep_before_start_s`
+of messages in memory: when a START reaches it late, the messages stamped since the START's
+stamp still go in. DDS matches the latched event's writer on its own time, and repairs a
+lost event only at the writer's next heartbeat (3 s): an end that came so late had the next
+episode's first steps written to the bag before, and without them in memory the next bag
+lost them (133 of 279 steps once, in CI). Steps written after the end event's stamp stay in
+that bag as delivered; reading it (`read_episode`) ends the episode at that stamp.
 A failing disk stops recording with one clear error; the robot is unaffected, since
 nothing waits on the recorder.
 """
@@ -40,7 +44,7 @@ PARAMETERS = {
     "out_dir": "bags",
     "topics": RECORDED,  # contract topics written besides `episode`
     "flush_every_s": 0.5,  # at most this much is lost when the recorder is killed
-    "keep_before_start_s": 5.0,  # wall time of messages kept between episodes, for a late START
+    "keep_before_start_s": 5.0,  # wall time of messages kept in memory, for a late START
 }
 
 
@@ -62,7 +66,7 @@ class Recorder(Node):
         self.keep_before_start_s = self.get_parameter("keep_before_start_s").value
         if self.keep_before_start_s < 0:
             raise NodeConfigError(f"recorder: keep_before_start_s must be at least 0, got {self.keep_before_start_s}")
-        self.before_start = deque()  # (monotonic receipt, log time, topic, raw) while no bag is open
+        self.recent = deque()  # (monotonic receipt, log time, topic, raw) of the last keep_before_start_s
         names = self.get_parameter("topics").value
         unknown = [n for n in names if n not in RECORDED]
         if unknown:
@@ -104,16 +108,13 @@ class Recorder(Node):
         return self.get_clock().now().nanoseconds
 
     def on_message(self, name: str, data: bytes) -> None:
-        if self.bag is None:
-            self.keep(name, data)
-            return
-        self.write(name, data, self.now_ns())
-
-    def keep(self, name: str, data: bytes) -> None:
+        log_ns = self.now_ns()
         received = time.monotonic()
-        self.before_start.append((received, self.now_ns(), name, data))
-        while self.before_start and received - self.before_start[0][0] > self.keep_before_start_s:
-            self.before_start.popleft()
+        self.recent.append((received, log_ns, name, data))
+        while self.recent and received - self.recent[0][0] > self.keep_before_start_s:
+            self.recent.popleft()
+        if self.bag is not None:
+            self.write(name, data, log_ns)
 
     def write(self, name: str, data: bytes, log_ns: int) -> None:
         if name == self.command_topic:
@@ -150,7 +151,7 @@ class Recorder(Node):
         self.write(self.episode_topic, serialize_message(event), self.now_ns())
         # What arrived before the START but belongs to the episode (stamped since it began).
         start_ns = Time.from_msg(event.header.stamp).nanoseconds
-        kept, self.before_start = self.before_start, deque()
+        kept, self.recent = self.recent, deque()
         early = [(log_ns, name, data) for _, log_ns, name, data in kept if start_ns > 0 and header_stamp_ns(data) >= start_ns]
         for log_ns, name, data in early:
             if self.bag is not None:

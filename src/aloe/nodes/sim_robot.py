@@ -241,7 +241,9 @@ class SimRobotNode(Node):
             kind, reason = tick.outcome
             outcome = EpisodeEvent.SUCCESS if kind == "success" else EpisodeEvent.FAILURE
             self.get_logger().info(f"episode {self.episode_id}: {kind} ({reason})")
-            self.end_episode.call_async(EndEpisode.Request(outcome=outcome, reason=reason))
+            request = EndEpisode.Request(outcome=outcome, reason=reason)
+            request.header.stamp = stamp  # this tick's: the episode's last step
+            self.end_episode.call_async(request)
         if self.lockstep and self.mux_forwards and tick.operator_command is not None:
             self.tick_timer.cancel()  # on_command (or the timeout) starts the next tick
             self.waiting_since = time.monotonic()
