@@ -194,6 +194,27 @@ def test_rollouts_go_through_the_mux_safety_layer():
     np.testing.assert_allclose(np.diff(moved, axis=0), ARM_MAX_VELOCITY[1] * 0.02)
 
 
+class NoisyPolicy(ReachFarPolicy):
+    """Chunks that move the waist by the generator's draw: the command shows the noise."""
+
+    version = "noisy"
+
+    def act(self, joints, images, instruction, generator=None, noise_scale=1.0):
+        import torch
+
+        target = np.array(joints, dtype=np.float32)
+        target[0] += 0.01 * float(torch.randn(1, generator=generator))
+        return np.repeat(target[None], 50, axis=0)
+
+
+def test_a_noise_seed_replays_the_same_start_with_other_draws_of_the_flow_noise():
+    """`outcome_ceiling.py` rolls a seed out again with other noise: the scene's seed
+    draws the same noise by default, another noise seed other noise."""
+    default = commands_sent(NoisyPolicy())[:200, 0]
+    assert np.array_equal(default, commands_sent(NoisyPolicy(), noise_seed=5)[:200, 0])  # the scene's seed is 5
+    assert np.abs(default - commands_sent(NoisyPolicy(), noise_seed=6)[:200, 0]).max() > 1e-3
+
+
 class AlternatingPolicy:
     """Chunks that hold the home pose on odd calls and the waist 0.01 rad further on even
     calls, so the command shows which chunks voted."""

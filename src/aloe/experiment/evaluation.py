@@ -19,6 +19,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -75,20 +76,22 @@ class EpisodeResult:
 
 def rollout(policy, session, task: str, seed: int, condition: Condition, replan_every: int = 25,
             temporal_ensembling: bool = False, noise_scale: float = 1.0, camera_every: int = 0,
-            recording=None) -> EpisodeResult:
+            recording=None, noise_seed: Optional[int] = None) -> EpisodeResult:
     """One episode of `policy` in `session` (a SimSession without scripted operator) until
     the task's detector ends it (success, failure or its time limit). The chunks are
     sampled and executed as the policy node's parameters of the same names say. The policy
     sees images rendered when it looks, or with `camera_every` N the newest of a camera
     that shoots every N steps, as the graph's cameras do (up to N-1 steps old). With
-    `recording` (an `EpisodeRecording`) every step goes there too, images as rendered."""
+    `recording` (an `EpisodeRecording`) every step goes there too, images as rendered. The
+    flow's noise is drawn from `noise_seed` (default: the scene's `seed`), so an episode is
+    reproducible, and another noise seed replays the same start with other draws."""
     import torch
 
     scene = session.reset(task, seed, condition.variant, condition.disturbances)
     session.begin_episode()
     executor = ChunkExecutor(replan_every, temporal_ensembling)
     mux = CommandArbiter(JointLimits(ARM_LOWER * 2, ARM_UPPER * 2, ARM_MAX_VELOCITY * 2), timeout_s=0.2)
-    generator = torch.Generator().manual_seed(seed)  # the flow's noise: the episode is reproducible
+    generator = torch.Generator().manual_seed(seed if noise_seed is None else noise_seed)
     q_start, chunk_id, steps, outcome = None, 0, 0, None
     stage_names = session.robot.task.stage_names
     model = policy.config.model
