@@ -1,22 +1,27 @@
-"""How much of an episode's outcome its start decides: the ceiling of a critic's
-start-of-episode calibration. Each seed (one start state) is rolled out --repeats times
-with other draws of the flow's noise (`rollout(noise_seed=...)`), in process. A critic's
-Q(s0) can at best predict a seed's expected return; the rest of the outcome is the
-policy's own randomness, which no value of the start can rank. It prints, as JSON:
+"""How much of an episode's outcome its state at a step decides: the ceiling of a critic's
+calibration there. Each seed (one start state) runs with one draw of the flow's noise up to a
+branch step, then --repeats times on from there with other draws (the episode up to the
+branch replays exactly: the same seeds give the same chunks and MuJoCo is deterministic).
+A critic's Q at that step can at best predict the branch point's expected return; the rest
+of the outcome is the policy's own later randomness, which no value of that state can rank.
+Per branch step (`--branch-steps`, multiples of the 25-step replan period; 0 is the start,
+where the calibration targets of issue 22 are read) it prints, as JSON:
 
-- per-seed success rates and the share of the outcome's variance between seeds (the
-  largest R^2 any function of the start reaches against single episodes);
-- the ceiling of Spearman's rank correlation against single episodes: each repeat's
-  returns ranked against the mean return of the seed's other repeats (an estimate of the
-  seed's expected return; a little below the exact ceiling, from its own noise);
-- with a critic in the checkpoint: its mean pessimistic Q at the start against the mean
-  return per seed (bias, Spearman), and against single episodes, the calibration target's
-  reading.
+- the share of the outcome's variance between branch points, corrected for the sampling
+  noise of R repeats (the largest R^2 any function of the state reaches against single
+  episodes; its square root bounds their correlation);
+- the ceiling of Spearman's rank correlation against single episodes: each repeat's return
+  ranked against the mean return of the point's other repeats (slightly below the exact
+  ceiling, from the noise of that mean);
+- with a critic in the checkpoint: its pessimistic Q of the chunk sampled at the branch
+  (mean over the repeats) against the mean return from there (bias, Spearman), and against
+  single episodes, as the calibration target reads it.
+Episodes that ended before a branch step are left out of that step's figures (counted).
 
     .venv/bin/python benchmarks/outcome_ceiling.py \\
-        runs/post/insertion/round1-600demos-seed1-300dep/critic.safetensors --seeds 500-549 --repeats 8
+        runs/post/insertion/round1-600demos-seed1-300dep/critic.safetensors --seeds 500-549 --repeats 10
 
-One JSON line is also appended to runs/outcome_ceiling.jsonl.
+One JSON line per branch step is also appended to runs/outcome_ceiling.jsonl.
 """
 import argparse
 import json
@@ -29,8 +34,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-# Noise seeds of a repeat: far from the scene seeds, so repeat 0 is not the evaluation's episode.
-NOISE_SEED_BASE = 1_000_003
+REPLAN_EVERY = 25  # the policy node's default, which `rollout` uses
+# Noise seeds: far from the scene seeds, so no run is an evaluation's episode.
+BASE_NOISE = 1_000_003
+BRANCH_NOISE = 2_000_003
 
 
 def seed_range(text: str) -> range:
@@ -38,27 +45,78 @@ def seed_range(text: str) -> range:
     return range(int(first), int(last or first) + 1)
 
 
+class BranchingPolicy:
+    """The worker's policy, with its noise reseeded at the chunk that starts the branch step,
+    where it also asks the critic (if any) for Q of that chunk."""
+
+    def __init__(self, policy, branch_call: int, branch_seed: int):
+        self.policy, self.branch_call, self.branch_seed = policy, branch_call, branch_seed
+        self.calls, self.q = 0, float("nan")
+        self.config, self.version, self.has_critic = policy.config, policy.version, False
+
+    def act(self, joints, images, instruction, generator=None, noise_scale=1.0):
+        branching = self.calls == self.branch_call
+        if branching:
+            generator.manual_seed(self.branch_seed)
+        self.calls += 1
+        chunk = self.policy.act(joints, images, instruction, generator, noise_scale)
+        if branching and self.policy.has_critic:
+            self.q = self.policy.q_values(joints, images, instruction, chunk)["pessimistic"]
+        return chunk
+
+
 def run_job(job):
     from aloe.experiment.evaluation import Condition, _worker, rollout
+    from aloe.sim.env import CONTROL_DT
 
-    task, seed, repeat = job
-    result = rollout(_worker["policy"], _worker["session"], task, seed, Condition("train"),
-                     noise_seed=NOISE_SEED_BASE * (repeat + 1) + seed)
-    return seed, repeat, result.measured_return, result.success, result.q_start
+    task, seed, branch_step, repeat = job
+    policy = BranchingPolicy(_worker["policy"], branch_step // REPLAN_EVERY, BRANCH_NOISE * (repeat + 1) + 7919 * branch_step + seed)
+    result = rollout(policy, _worker["session"], task, seed, Condition("train"), REPLAN_EVERY, noise_seed=BASE_NOISE + seed)
+    steps = round(result.sim_seconds / CONTROL_DT)
+    if steps <= branch_step:  # ended before the branch: nothing was left to decide
+        return seed, branch_step, repeat, None, result.success, policy.q
+    data = policy.config.data
+    rewards = np.full(steps - branch_step, -data.time_cost)
+    rewards[-1] += data.success_reward if result.success else 0.0
+    measured = float(np.sum(rewards * data.gamma ** np.arange(len(rewards))))
+    return seed, branch_step, repeat, measured, result.success, policy.q
 
 
 def leave_one_out_spearman(returns: np.ndarray) -> float:
-    """Mean over repeats r of Spearman(the seeds' returns in r, their mean return in the others)."""
+    """Mean over repeats r of Spearman(the points' returns in r, their mean return in the others)."""
     from aloe.experiment.evaluation import spearman
 
-    repeats = returns.shape[1]
     values = []
-    for r in range(repeats):
-        others = np.delete(returns, r, axis=1).mean(axis=1)
-        value = spearman(others, returns[:, r])
+    for r in range(returns.shape[1]):
+        value = spearman(np.delete(returns, r, axis=1).mean(axis=1), returns[:, r])
         if not np.isnan(value):
             values.append(value)
     return float(np.mean(values)) if values else float("nan")
+
+
+def summarize(returns: np.ndarray, success: np.ndarray, q: np.ndarray) -> dict:
+    """One branch step's figures over the points (rows) that had not ended, R repeats each."""
+    from aloe.experiment.evaluation import spearman
+
+    repeats = returns.shape[1]
+    rate, overall = success.mean(axis=1), success.mean()
+    row = {"points": len(rate), "success": f"{int(success.sum())}/{success.size}",
+           "points_always": int((rate == 1).sum()), "points_never": int((rate == 0).sum())}
+    if 0 < overall < 1:
+        # The rates' spread counts each rate's own sampling noise too, p(1-p)/R in expectation.
+        observed = rate.var() / (overall * (1 - overall))
+        noise = (rate * (1 - rate)).mean() / (repeats - 1) / (overall * (1 - overall))
+        row["variance_between_points"] = round(float(observed - noise), 3)
+    row["spearman_ceiling"] = round(leave_one_out_spearman(returns), 3)
+    if not np.isnan(q).all():
+        row.update(
+            q=round(float(q.mean()), 4), measured_return=round(float(returns.mean()), 4),
+            bias=round(float(q.mean() - returns.mean()), 4),
+            spearman_q_point_return=round(spearman(q.mean(axis=1), returns.mean(axis=1)), 3),
+            spearman_q_single_episode=round(float(np.nanmean([spearman(q[:, r], returns[:, r]) for r in range(repeats)])), 3),
+        )
+    row["rates"] = [round(float(r), 2) for r in rate]
+    return row
 
 
 def main() -> int:
@@ -66,59 +124,53 @@ def main() -> int:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--task", default="insertion")
     parser.add_argument("--seeds", type=seed_range, default=seed_range("500-549"), help="FIRST-LAST training seeds (default 500-549)")
-    parser.add_argument("--repeats", type=int, default=8, help="episodes per seed, each with its own noise (default 8)")
+    parser.add_argument("--repeats", type=int, default=10, help="episodes from each branch point, each with its own noise (default 10)")
+    parser.add_argument("--branch-steps", default="0", help=f"comma-separated steps, multiples of {REPLAN_EVERY} (default 0: the start)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     if not args.checkpoint.exists():
         raise SystemExit(f"no checkpoint at {args.checkpoint}")
     if args.repeats < 2:
-        raise SystemExit("--repeats must be at least 2: the ceiling compares repeats of a seed")
+        raise SystemExit("--repeats must be at least 2: the ceiling compares repeats of a point")
+    try:
+        branch_steps = [int(step) for step in args.branch_steps.split(",")]
+    except ValueError:
+        raise SystemExit(f"--branch-steps: comma-separated integers, got {args.branch_steps!r}") from None
+    if any(step < 0 or step % REPLAN_EVERY for step in branch_steps):
+        raise SystemExit(f"--branch-steps must be multiples of {REPLAN_EVERY} (a chunk starts there), got {args.branch_steps}")
 
-    from aloe.experiment.evaluation import _start_worker, spearman
+    from aloe.experiment.evaluation import _start_worker
 
     seeds = list(args.seeds)
-    jobs = [(args.task, seed, repeat) for repeat in range(args.repeats) for seed in seeds]
-    returns = np.full((len(seeds), args.repeats), np.nan)
-    success = np.zeros((len(seeds), args.repeats), bool)
-    q_start = np.full((len(seeds), args.repeats), np.nan)
+    jobs = [(args.task, seed, step, repeat) for step in branch_steps for repeat in range(args.repeats) for seed in seeds]
+    shape = (len(branch_steps), len(seeds), args.repeats)
+    returns, q = np.full(shape, np.nan), np.full(shape, np.nan)
+    success, ended = np.zeros(shape, bool), np.zeros(shape, bool)
     began = time.monotonic()
     context = multiprocessing.get_context("spawn")
     with context.Pool(args.workers, _start_worker, ([str(args.checkpoint)], (240, 320))) as pool:
-        for done, (seed, repeat, measured, succeeded, q) in enumerate(pool.imap_unordered(run_job, jobs), 1):
-            row = seeds.index(seed)
-            returns[row, repeat], success[row, repeat], q_start[row, repeat] = measured, succeeded, q
+        for done, (seed, step, repeat, measured, succeeded, q_branch) in enumerate(pool.imap_unordered(run_job, jobs), 1):
+            at = (branch_steps.index(step), seeds.index(seed), repeat)
+            success[at], q[at] = succeeded, q_branch
+            if measured is None:
+                ended[at] = True
+            else:
+                returns[at] = measured
             print(f"\r[ceiling] {done}/{len(jobs)} episodes, {time.monotonic() - began:.0f} s", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
 
-    rate = success.mean(axis=1)
-    overall = success.mean()
-    between = float(rate.var() / (overall * (1 - overall))) if 0 < overall < 1 else float("nan")
-    # The between-seed share above is biased up by each rate's own sampling noise: p(1-p)/R per seed.
-    noise = float((rate * (1 - rate)).mean() / (args.repeats - 1) / (overall * (1 - overall))) if 0 < overall < 1 else float("nan")
-    row = {
-        "checkpoint": str(args.checkpoint), "task": args.task, "seeds": f"{seeds[0]}-{seeds[-1]}", "repeats": args.repeats,
-        "success": f"{int(success.sum())}/{success.size}",
-        "seeds_always": int((rate == 1).sum()), "seeds_never": int((rate == 0).sum()),
-        "seeds_sometimes": int(((rate > 0) & (rate < 1)).sum()),
-        "variance_between_seeds": round(between - noise, 3),
-        "spearman_ceiling": round(leave_one_out_spearman(returns), 3),
-        "minutes": round((time.monotonic() - began) / 60, 1),
-    }
-    if not np.isnan(q_start).all():
-        q_seed, return_seed = q_start.mean(axis=1), returns.mean(axis=1)
-        row.update(
-            q_start=round(float(q_start.mean()), 4), measured_return=round(float(returns.mean()), 4),
-            bias=round(float(q_start.mean() - returns.mean()), 4),
-            spearman_q_seed_return=round(spearman(q_seed, return_seed), 3),
-            spearman_q_single_episode=round(float(np.nanmean([spearman(q_start[:, r], returns[:, r]) for r in range(args.repeats)])), 3),
-        )
-    row["rates"] = [round(float(r), 3) for r in rate]
-    row["command"] = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    print(json.dumps(row))
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     out = ROOT / "runs" / "outcome_ceiling.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a") as handle:
-        handle.write(json.dumps(row) + "\n")
+    for index, step in enumerate(branch_steps):
+        live = ~ended[index].any(axis=1)  # the replay up to the branch is the same for every repeat
+        row = {"checkpoint": str(args.checkpoint), "task": args.task, "seeds": f"{seeds[0]}-{seeds[-1]}", "repeats": args.repeats,
+               "branch_step": step, "ended_before": int((~live).sum()),
+               **summarize(returns[index][live], success[index][live], q[index][live]),
+               "minutes": round((time.monotonic() - began) / 60, 1), "command": command}
+        print(json.dumps(row))
+        with out.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
     return 0
 
 
