@@ -104,6 +104,16 @@ def build_cache(args, checkpoint, path: Path) -> dict:
     return cache
 
 
+def critic_data(split: dict, next_actions=None):
+    """The cached split as `fit_critic` takes it; a' from the cache unless given."""
+    from aloe.learning import algorithm
+
+    return algorithm.CriticData(features=split["features"], obs=split["obs"], next_obs=split["next_obs"],
+                                actions=split["actions"], reward=split["reward"], discount=split["discount"],
+                                next_actions=split["next_actions"] if next_actions is None else next_actions,
+                                executed=split["mask"])
+
+
 def fit_values(args, checkpoint, cache):
     """The variant's network, trained; returns values(split name, rows): the values of those chunks."""
     import torch
@@ -131,17 +141,13 @@ def fit_values(args, checkpoint, cache):
             following = train["next_transition"]
             data_next = train["actions"][following.clamp(min=0)].unsqueeze(1).expand_as(next_actions)
             next_actions = torch.where((following >= 0).view(-1, 1, 1, 1), data_next, next_actions)
-        data = algorithm.CriticData(features=train["features"], obs=train["obs"], next_obs=train["next_obs"],
-                                    actions=train["actions"], reward=train["reward"], discount=train["discount"],
-                                    next_actions=next_actions, executed=train["mask"])
+        data = critic_data(train, next_actions)
         critic = CriticEnsemble(model)
         algorithm.fit_critic(critic, data, critic_config, args.steps, 64, generator=generator)
         critic.eval()
         return lambda name, index: critic(rows(name, index), chunks(name, index)).mean(0)
     if args.variant == "mc":
-        data = algorithm.CriticData(features=train["features"], obs=train["obs"], next_obs=train["next_obs"],
-                                    actions=train["actions"], reward=train["reward"], discount=train["discount"],
-                                    next_actions=train["next_actions"], executed=train["mask"])
+        data = critic_data(train)
         critic = CriticEnsemble(model)
         optimizer = torch.optim.Adam(critic.parameters(), lr=critic_config.lr)
         for _ in range(args.steps):
@@ -187,9 +193,7 @@ def fit_finetuned(args, checkpoint, cache, model, generator):
     td = args.variant == "td-finetuned"
     network = CriticEnsemble(model) if td else ValueNet(model)
     if td:
-        data = algorithm.CriticData(features=train["features"], obs=train["obs"], next_obs=train["next_obs"],
-                                    actions=train["actions"], reward=train["reward"], discount=train["discount"],
-                                    next_actions=train["next_actions"], executed=train["mask"])
+        data = critic_data(train)
         target_encoder, target_network = copy.deepcopy(encoder).eval(), copy.deepcopy(network)
     optimizer = torch.optim.Adam([*network.parameters(), *encoder.parameters()], lr=config.lr)
     for step in range(args.steps):

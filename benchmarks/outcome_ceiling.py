@@ -82,32 +82,15 @@ def run_job(job):
     return seed, branch_step, repeat, measured, result.success, policy.q
 
 
-def leave_one_out_spearman(returns: np.ndarray) -> float:
-    """Mean over repeats r of Spearman(the points' returns in r, their mean return in the others)."""
-    from aloe.experiment.evaluation import spearman
-
-    values = []
-    for r in range(returns.shape[1]):
-        value = spearman(np.delete(returns, r, axis=1).mean(axis=1), returns[:, r])
-        if not np.isnan(value):
-            values.append(value)
-    return float(np.mean(values)) if values else float("nan")
-
-
 def summarize(returns: np.ndarray, success: np.ndarray, q: np.ndarray) -> dict:
     """One branch step's figures over the points (rows) that had not ended, R repeats each."""
-    from aloe.experiment.evaluation import spearman
+    from aloe.experiment.evaluation import decided_share, ranking_ceiling, spearman
 
     repeats = returns.shape[1]
-    rate, overall = success.mean(axis=1), success.mean()
+    rate = success.mean(axis=1)
     row = {"points": len(rate), "success": f"{int(success.sum())}/{success.size}",
-           "points_always": int((rate == 1).sum()), "points_never": int((rate == 0).sum())}
-    if 0 < overall < 1:
-        # The rates' spread counts each rate's own sampling noise too, p(1-p)/R in expectation.
-        observed = rate.var() / (overall * (1 - overall))
-        noise = (rate * (1 - rate)).mean() / (repeats - 1) / (overall * (1 - overall))
-        row["variance_between_points"] = round(float(observed - noise), 3)
-    row["spearman_ceiling"] = round(leave_one_out_spearman(returns), 3)
+           "points_always": int((rate == 1).sum()), "points_never": int((rate == 0).sum()),
+           "variance_between_points": round(decided_share(success), 3), "spearman_ceiling": round(ranking_ceiling(returns), 3)}
     if not np.isnan(q).all():
         row.update(
             q=round(float(q.mean()), 4), measured_return=round(float(returns.mean()), 4),

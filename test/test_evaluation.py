@@ -36,6 +36,22 @@ def test_calibration_bins_pair_mean_q_with_mean_return():
     assert bins == [(2.0, 4.0, 5), (7.0, 14.0, 5)]
 
 
+def test_the_share_a_start_decides_and_the_ranking_ceiling_are_recovered_from_repeats():
+    """Points that succeed with p 0.2 or 0.8 decide 0.36 of single outcomes' variance
+    (0.09 / 0.25); eight repeats alone add 0.08 to the rates' spread, which the estimate
+    takes out. Points alike decide nothing, and nothing can rank them."""
+    from aloe.experiment.evaluation import decided_share, ranking_ceiling
+
+    generator = np.random.default_rng(0)
+    two_kinds = np.where(generator.random(2000) < 0.5, 0.2, 0.8)
+    outcomes = generator.random((2000, 8)) < two_kinds[:, None]
+    assert abs(decided_share(outcomes) - 0.36) < 0.03
+    assert 0.45 < ranking_ceiling(outcomes.astype(float)) <= 0.6  # the Pearson bound is sqrt(0.36)
+    alike = generator.random((2000, 8)) < 0.5
+    assert abs(decided_share(alike)) < 0.03 and abs(ranking_ceiling(alike.astype(float))) < 0.05
+    assert np.isnan(decided_share(np.ones((5, 4), bool)))
+
+
 def test_stage_rates_count_each_stage_over_the_episodes():
     def episode(stages):
         return EpisodeResult("v", "drawer", "train", 0, stages == "opened+placed+closed", 40.0, 0.0, math.nan, math.nan, math.nan, stages)

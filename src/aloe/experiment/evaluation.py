@@ -176,6 +176,31 @@ def spearman(a, b) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def decided_share(success) -> float:
+    """Share of single episodes' success variance that their starting points decide, from
+    (points, repeats) outcomes: the spread of the points' success rates less what R repeats
+    add by chance (p(1-p)/R in expectation), over the overall p(1-p). It bounds the R^2 of
+    any prediction made at the points; nan when every episode ends alike."""
+    success = np.asarray(success, dtype=float)
+    repeats = success.shape[1]
+    rate, overall = success.mean(axis=1), success.mean()
+    if not 0 < overall < 1 or repeats < 2:
+        return float("nan")
+    noise = (rate * (1 - rate)).mean() / (repeats - 1)
+    return float((rate.var() - noise) / (overall * (1 - overall)))
+
+
+def ranking_ceiling(returns) -> float:
+    """Spearman's rank correlation a prediction made at the points can reach against single
+    episodes, estimated from (points, repeats) returns: the mean over repeats r of the
+    correlation of r's returns with the points' mean over the other repeats (a little below
+    the exact ceiling, from the noise of that mean)."""
+    returns = np.asarray(returns, dtype=float)
+    values = [spearman(np.delete(returns, r, axis=1).mean(axis=1), returns[:, r]) for r in range(returns.shape[1])]
+    values = [v for v in values if not np.isnan(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
 def calibration(q, returns, bins: int = 5) -> list:
     """[(mean Q, mean measured return, count)] over equal-count bins of Q."""
     q, returns = np.asarray(q, dtype=float), np.asarray(returns, dtype=float)
