@@ -14,8 +14,10 @@ where the calibration targets of issue 22 are read) it prints, as JSON:
   ranked against the mean return of the point's other repeats (slightly below the exact
   ceiling, from the noise of that mean);
 - with a critic in the checkpoint: its pessimistic Q of the chunk sampled at the branch
-  (mean over the repeats) against the mean return from there (bias, Spearman), and against
-  single episodes, as the calibration target reads it.
+  (mean over the repeats) against the mean return from there (bias, Spearman), against
+  single episodes, as the calibration target reads it, and within each point (the repeats'
+  first chunks against their outcomes, averaged over the points whose outcomes differ):
+  the ranking of chunks that an advantage needs.
 Episodes that ended before a branch step are left out of that step's figures (counted).
 
     .venv/bin/python benchmarks/outcome_ceiling.py \\
@@ -97,6 +99,9 @@ def summarize(returns: np.ndarray, success: np.ndarray, q: np.ndarray) -> dict:
             bias=round(float(q.mean() - returns.mean()), 4),
             spearman_q_point_return=round(spearman(q.mean(axis=1), returns.mean(axis=1)), 3),
             spearman_q_single_episode=round(float(np.nanmean([spearman(q[:, r], returns[:, r]) for r in range(repeats)])), 3),
+            # Within a point the repeats differ only by the chunks sampled from the branch on:
+            # Q of the first of them against the outcome is what an advantage has to rank.
+            spearman_q_within_point=round(float(np.nanmean([spearman(q[i], returns[i]) for i in range(len(q))])), 3),
         )
     row["rates"] = [round(float(r), 2) for r in rate]
     return row
