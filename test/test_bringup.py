@@ -57,11 +57,11 @@ def test_graph_serves_episodes_and_stops_cleanly_on_ctrl_c(bringup, rclpy_contex
     assert (events[0].header.stamp.sec, events[0].header.stamp.nanosec) == (1234, 5)  # the clock's time, not 0
     # An end stamped by its sender (the sim: the tick that found the outcome) keeps that stamp.
     end = EndEpisode.Request(outcome=EpisodeEvent.SUCCESS, reason="detector")
-    end.header.stamp = Time(sec=1240)
+    end.header.stamp = Time(sec=1_796_276_939, nanosec=787_984_129)  # a float of seconds would lose the last ns
     response = call_service(rclpy_context, client_node, client_node.create_client(EndEpisode, "end_episode"), end, timeout_s=30)
     assert response is not None and response.success, graph.output()
     assert spin_until(rclpy_context, [client_node], lambda: len(events) == 2)
-    assert events[1].kind == EpisodeEvent.SUCCESS and (events[1].header.stamp.sec, events[1].header.stamp.nanosec) == (1240, 0)
+    assert events[1].kind == EpisodeEvent.SUCCESS and (events[1].header.stamp.sec, events[1].header.stamp.nanosec) == (1_796_276_939, 787_984_129)
 
     graph.interrupt()
     assert graph.finish() == 0, graph.output()

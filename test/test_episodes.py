@@ -15,6 +15,9 @@ def test_episode_lifecycle_and_unique_ids():
     second = book.start("sorting", "", seed=2, variant="train", now=1_000_001.0)
     assert second.episode_id != first.episode_id
     assert book.end(ABORT, "operator", now=1_000_002.0).outcome == ABORT
+    # An outcome its sender stamped before the START reached it ends the episode at its start.
+    book.start("sorting", "", seed=2, variant="train", now=1_000_005.0)
+    assert book.end(SUCCESS, "detector", now=1_000_004.0).end_time == 1_000_005.0
     # A sim clock that has not started yet reads 0; the id is stamped with the wall time.
     third = book.start("drawer", "", seed=3, variant="train", now=0.0, wall_time=1_800_000_000.0)
     assert third.episode_id.startswith("sim-20270115T") and third.start_time == 0.0

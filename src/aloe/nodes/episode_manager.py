@@ -40,7 +40,8 @@ class EpisodeManager(Node):
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def publish(self, episode, kind: int, reason: str = "", stamp_s: float = None) -> None:
+    def publish(self, episode, kind: int, reason: str = "", stamp=None) -> None:
+        """`stamp`: the event's header stamp (a builtin_interfaces Time); None: now."""
         event = EpisodeEvent(
             episode_id=episode.episode_id,
             kind=kind,
@@ -50,7 +51,7 @@ class EpisodeManager(Node):
             variant=episode.variant,
             reason=reason,
         )
-        event.header.stamp = self.get_clock().now().to_msg() if stamp_s is None else Time(nanoseconds=round(stamp_s * 1e9)).to_msg()
+        event.header.stamp = self.get_clock().now().to_msg() if stamp is None else stamp
         self.events.publish(event)
         self.get_logger().info(f"{KIND_NAMES[kind]} {episode.episode_id} ({episode.task}) {reason}".rstrip())
 
@@ -72,14 +73,20 @@ class EpisodeManager(Node):
         # The end is stamped when the outcome happened, where the request says: the sim runs
         # on between its outcome tick and this call, and a bag read up to a later stamp
         # took those steps (the robot standing after its success) into the episode.
-        stamp_s = Time.from_msg(request.header.stamp).nanoseconds * 1e-9
-        now = self.now() if stamp_s <= 0 else stamp_s
+        requested_ns = Time.from_msg(request.header.stamp).nanoseconds
+        now = requested_ns * 1e-9 if requested_ns > 0 else self.now()
         try:
             episode = self.book.end(request.outcome, request.reason, now)
         except EpisodeError as error:
             response.success, response.message = False, str(error)
             return response
-        self.publish(episode, episode.outcome, episode.reason, episode.end_time)
+        stamp = None
+        if requested_ns > 0:
+            # The request's own stamp, not one rebuilt from float seconds: since 1970 those
+            # keep only ~0.4 us, and the outcome tick's joint state must not fall after it.
+            clamped = episode.end_time != now  # stamped before the START reached the sender
+            stamp = Time(nanoseconds=round(episode.end_time * 1e9)).to_msg() if clamped else request.header.stamp
+        self.publish(episode, episode.outcome, episode.reason, stamp)
         response.success, response.episode_id = True, episode.episode_id
         return response
 
