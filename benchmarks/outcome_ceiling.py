@@ -35,16 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
+from critic_calibration import seed_range
+
 ROOT = Path(__file__).resolve().parent.parent
 REPLAN_EVERY = 25  # the policy node's default, which `rollout` uses
 # Noise seeds: far from the scene seeds, so no run is an evaluation's episode.
 BASE_NOISE = 1_000_003
 BRANCH_NOISE = 2_000_003
-
-
-def seed_range(text: str) -> range:
-    first, _, last = text.partition("-")
-    return range(int(first), int(last or first) + 1)
 
 
 class BranchingPolicy:
