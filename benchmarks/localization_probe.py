@@ -31,11 +31,14 @@ def main() -> None:
     parser.add_argument("--widths", default="16,32,64", help="encoder_widths")
     parser.add_argument("--head-crop", default="", help="top,left,height,width fractions (default: the whole image)")
     parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--strides", default="", help="the conv layers' strides (default: 2 each)")
+    parser.add_argument("--seed", type=int, default=0, help="the encoder's initialisation and batch order")
+    parser.add_argument("--refine", type=int, default=0, help="stride-1 conv layers after the last")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     crop = tuple(float(v) for v in args.head_crop.split(",")) if args.head_crop else ()
     torch.set_num_threads(1)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
 
     images, targets, episodes = [], [], []
     for episode, path in enumerate(sorted((ROOT / "runs" / "demos" / "insertion").glob("insertion-train-*.npz"))[:100]):
@@ -49,10 +52,11 @@ def main() -> None:
     normalised = (targets - mean) / std
     train, test = np.flatnonzero(episodes < 80), np.flatnonzero(episodes >= 80)
 
-    encoder = ImageEncoder(32, tuple(int(w) for w in args.widths.split(",")))
+    strides = tuple(int(v) for v in args.strides.split(",")) if args.strides else ()
+    encoder = ImageEncoder(32, tuple(int(w) for w in args.widths.split(",")), strides=strides, refine=args.refine)
     head = nn.Sequential(nn.Linear(encoder.out_dim, 256), nn.SiLU(), nn.Linear(256, len(TARGETS)))
     optimizer = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=1e-3)
-    batches = torch.Generator().manual_seed(0)
+    batches = torch.Generator().manual_seed(args.seed)
     start = time.monotonic()
     for _ in range(args.steps):
         rows = train[torch.randint(len(train), (32,), generator=batches).numpy()]
@@ -65,7 +69,7 @@ def main() -> None:
         predicted = torch.cat([head(encoder(images[test[i:i + 256]])) for i in range(0, len(test), 256)])
     error_mm = ((predicted - normalised[test]).abs() * std).mean(0) * 1000
     figures = ", ".join(f"{name} {value:.1f}" for name, value in zip(TARGETS, error_mm.tolist()))
-    print(f"size {args.size}, widths {args.widths}, head crop {crop or 'none'}, {args.steps} steps "
+    print(f"size {args.size}, widths {args.widths}, head crop {crop or 'none'}, strides {args.strides or 'all 2'}, refine {args.refine}, seed {args.seed}, {args.steps} steps "
           f"({time.monotonic() - start:.0f} s): held-out error in mm: {figures}")
 
 

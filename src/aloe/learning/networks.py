@@ -40,12 +40,14 @@ def random_shift(x, pixels: int):
 class ImageEncoder(nn.Module):
     """A small conv net shared by all cameras: uint8 images to keypoint features."""
 
-    def __init__(self, keypoints: int, widths=(32, 64, 128), shift: int = 0):
+    def __init__(self, keypoints: int, widths=(32, 64, 128), shift: int = 0, strides=(), refine: int = 0):
         super().__init__()
         layers, channels = [], 3
-        for width in widths:
-            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.GroupNorm(8, width), nn.SiLU()]
+        for width, stride in zip(widths, strides or (2,) * len(widths)):
+            layers += [nn.Conv2d(channels, width, 3, stride=stride, padding=1), nn.GroupNorm(8, width), nn.SiLU()]
             channels = width
+        for _ in range(refine):
+            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(8, channels), nn.SiLU()]
         layers += [nn.Conv2d(channels, keypoints, 1)]
         self.net = nn.Sequential(*layers)
         self.keypoints = SpatialSoftmax()
