@@ -7,6 +7,7 @@ drive the insertion, whatever the actor does.
 
     .venv/bin/python benchmarks/localization_probe.py --size 96x128 --widths 16,32,64
     .venv/bin/python benchmarks/localization_probe.py --size 96x128 --widths 16,32,64 --head-crop 0.3,0.3,0.4,0.4
+    .venv/bin/python benchmarks/localization_probe.py --head-crop 0.3,0.3,0.4,0.4 --strides 2,2,1 --seed 1
 
 Needs runs/demos/insertion/ (benchmarks/base_policy.py records it).
 """
@@ -33,7 +34,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--strides", default="", help="the conv layers' strides (default: 2 each)")
     parser.add_argument("--seed", type=int, default=0, help="the encoder's initialisation and batch order")
-    parser.add_argument("--refine", type=int, default=0, help="stride-1 conv layers after the last")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     crop = tuple(float(v) for v in args.head_crop.split(",")) if args.head_crop else ()
@@ -53,7 +53,7 @@ def main() -> None:
     train, test = np.flatnonzero(episodes < 80), np.flatnonzero(episodes >= 80)
 
     strides = tuple(int(v) for v in args.strides.split(",")) if args.strides else ()
-    encoder = ImageEncoder(32, tuple(int(w) for w in args.widths.split(",")), strides=strides, refine=args.refine)
+    encoder = ImageEncoder(32, tuple(int(w) for w in args.widths.split(",")), strides=strides)
     head = nn.Sequential(nn.Linear(encoder.out_dim, 256), nn.SiLU(), nn.Linear(256, len(TARGETS)))
     optimizer = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=1e-3)
     batches = torch.Generator().manual_seed(args.seed)
@@ -69,7 +69,7 @@ def main() -> None:
         predicted = torch.cat([head(encoder(images[test[i:i + 256]])) for i in range(0, len(test), 256)])
     error_mm = ((predicted - normalised[test]).abs() * std).mean(0) * 1000
     figures = ", ".join(f"{name} {value:.1f}" for name, value in zip(TARGETS, error_mm.tolist()))
-    print(f"size {args.size}, widths {args.widths}, head crop {crop or 'none'}, strides {args.strides or 'all 2'}, refine {args.refine}, seed {args.seed}, {args.steps} steps "
+    print(f"size {args.size}, widths {args.widths}, head crop {crop or 'none'}, strides {args.strides or 'all 2'}, seed {args.seed}, {args.steps} steps "
           f"({time.monotonic() - start:.0f} s): held-out error in mm: {figures}")
 
 

@@ -86,6 +86,36 @@ def test_the_encoder_shifts_only_while_training(shift):
     assert torch.equal(encoder(images), encoder(images)) == (shift == 0)
 
 
+@pytest.mark.parametrize("strides, cells", [((), (3, 4)), ((2, 2, 1), (6, 8)), ((2, 1, 1), (12, 16))])
+def test_the_keypoints_are_placed_on_the_last_layers_map_of_the_strides_asked(strides, cells):
+    """A keypoint is the softmax-weighted mean position over the last layer's cells: one hot
+    cell puts it on that cell's place in the grid, so the map's size is the grid the encoder
+    places things on without blending cells."""
+    from aloe.learning.networks import ImageEncoder
+
+    encoder = ImageEncoder(4, (8, 8, 8), strides=strides)
+    features = encoder.net(torch.zeros(1, 3, *SIZE))
+    assert tuple(features.shape[-2:]) == cells
+    hot = torch.full((1, 1, *cells), -1e4)
+    hot[0, 0, 1, 2] = 1e4
+    y, x = encoder.keypoints(hot)[0].tolist()
+    assert (y, x) == pytest.approx((-1 + 2 * 1 / (cells[0] - 1), -1 + 2 * 2 / (cells[1] - 1)), abs=1e-5)
+
+
+def test_encoder_strides_must_match_the_widths():
+    from aloe.learning.config import ConfigError, from_dict
+
+    from aloe.learning.networks import ObservationEncoder
+
+    model = from_dict(TrainConfig, {"model": {"encoder_strides": [2, 2, 1]}}).model
+    assert model.encoder_strides == (2, 2, 1)
+    assert tuple(ObservationEncoder(model).images.net(torch.zeros(1, 3, *model.image_size)).shape[-2:]) == (24, 32)
+    with pytest.raises(ConfigError, match="encoder_strides must give 1 or 2 for each of the 3 encoder_widths"):
+        from_dict(TrainConfig, {"model": {"encoder_strides": [2, 1]}})
+    with pytest.raises(ConfigError, match="encoder_strides"):
+        from_dict(TrainConfig, {"model": {"encoder_strides": [2, 2, 3]}})
+
+
 def encoder_and_inputs(**overrides):
     from aloe.learning.networks import ObservationEncoder
 

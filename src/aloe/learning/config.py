@@ -35,7 +35,10 @@ class ModelConfig:
     language_tokens: bool = True
     feature_dim: int = 256  # observation embedding shared by actor and critic
     keypoints: int = 32  # spatial-softmax keypoints per camera
-    encoder_widths: tuple = (16, 32, 64)  # channels of the stride-2 conv layers, shared by the cameras
+    encoder_widths: tuple = (16, 32, 64)  # channels of the conv layers, shared by the cameras
+    # Each conv layer's stride (1 or 2); () halves the image at every layer. The spatial
+    # softmax's map is the last layer's: at (2, 2, 1) 24x32 instead of 12x16 cells.
+    encoder_strides: tuple = ()
     # DrQ-style augmentation in BC: each image is padded by this many pixels (edge copies)
     # and cropped back at a random offset, so the encoder cannot key on exact pixel positions.
     random_shift: int = 4
@@ -184,6 +187,9 @@ def validate(config, where: str = "config") -> None:
             raise ConfigError(f"{where}.pretrain_noise_draws must be at least 1, got {config.pretrain_noise_draws}")
         if not config.model.encoder_widths or any(int(w) < 8 or int(w) % 8 for w in config.model.encoder_widths):
             raise ConfigError(f"{where}.model.encoder_widths must be multiples of 8 (GroupNorm's groups), got {list(config.model.encoder_widths)}")
+        strides = tuple(config.model.encoder_strides)
+        if strides and (len(strides) != len(config.model.encoder_widths) or any(int(v) not in (1, 2) for v in strides)):
+            raise ConfigError(f"{where}.model.encoder_strides must give 1 or 2 for each of the {len(config.model.encoder_widths)} encoder_widths (or be empty), got {list(strides)}")
         crop = tuple(config.model.head_crop)
         if crop and not (len(crop) == 4 and min(crop) >= 0 and min(crop[2:]) > 0 and crop[0] + crop[2] <= 1 and crop[1] + crop[3] <= 1):
             raise ConfigError(f"{where}.model.head_crop must be [top, left, height, width] within the image (fractions), got {list(crop)}")

@@ -40,14 +40,12 @@ def random_shift(x, pixels: int):
 class ImageEncoder(nn.Module):
     """A small conv net shared by all cameras: uint8 images to keypoint features."""
 
-    def __init__(self, keypoints: int, widths=(32, 64, 128), shift: int = 0, strides=(), refine: int = 0):
+    def __init__(self, keypoints: int, widths=(32, 64, 128), shift: int = 0, strides=()):
         super().__init__()
         layers, channels = [], 3
         for width, stride in zip(widths, strides or (2,) * len(widths)):
             layers += [nn.Conv2d(channels, width, 3, stride=stride, padding=1), nn.GroupNorm(8, width), nn.SiLU()]
             channels = width
-        for _ in range(refine):
-            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(8, channels), nn.SiLU()]
         layers += [nn.Conv2d(channels, keypoints, 1)]
         self.net = nn.Sequential(*layers)
         self.keypoints = SpatialSoftmax()
@@ -93,7 +91,7 @@ class ObservationEncoder(nn.Module):
         width = config.feature_dim
         parts = width  # joints
         if config.use_images:
-            self.images = ImageEncoder(config.keypoints, tuple(config.encoder_widths), config.random_shift)
+            self.images = ImageEncoder(config.keypoints, tuple(config.encoder_widths), config.random_shift, tuple(config.encoder_strides))
             self.seen_cameras = config.cameras if config.use_wrist_cameras else 1  # the head comes first
             self.camera_embedding = nn.Parameter(torch.randn(self.seen_cameras, self.images.out_dim) * 0.02)
             parts += self.seen_cameras * self.images.out_dim
