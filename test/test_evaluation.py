@@ -52,6 +52,22 @@ def test_the_share_a_start_decides_and_the_ranking_ceiling_are_recovered_from_re
     assert np.isnan(decided_share(np.ones((5, 4), bool)))
 
 
+def test_the_share_a_first_chunk_decides_within_its_state_is_recovered_from_draws():
+    """At each point half the chunks succeed with p 0.2 and half with 0.8 (around each
+    point's own offset): the chunk decides about 0.36 of the variance within a point (0.09 of
+    about 0.25),
+    whatever the points' spread; chunks alike decide nothing."""
+    from aloe.experiment.evaluation import chunk_decided_share
+
+    generator = np.random.default_rng(0)
+    offset = generator.uniform(-0.1, 0.1, (400, 1, 1))
+    kinds = np.where(generator.random((400, 6, 1)) < 0.5, 0.2, 0.8)
+    assert abs(chunk_decided_share(generator.random((400, 6, 4)) < kinds + offset) - 0.36) < 0.04
+    alike = generator.random((400, 6, 4)) < 0.5 + offset
+    assert abs(chunk_decided_share(alike)) < 0.03
+    assert np.isnan(chunk_decided_share(np.zeros((5, 3, 4), bool)))
+
+
 def test_stage_rates_count_each_stage_over_the_episodes():
     def episode(stages):
         return EpisodeResult("v", "drawer", "train", 0, stages == "opened+placed+closed", 40.0, 0.0, math.nan, math.nan, math.nan, stages)

@@ -190,6 +190,26 @@ def decided_share(success) -> float:
     return float((rate.var() - noise) / (overall * (1 - overall)))
 
 
+def chunk_decided_share(success) -> float:
+    """Share of the outcome's variance within a state that the first chunk sampled there
+    decides, from (points, chunks, draws) outcomes: each point's chunks each followed by
+    `draws` episodes with other later noise. Per point, the spread of the chunks' success
+    rates less what the draws add by chance, summed over the points, over the outcome's
+    variance at the points summed. It bounds what an advantage of that chunk can explain
+    (the R^2 of any function of the chunk, within a state); nan when every point ends alike."""
+    success = np.asarray(success, dtype=float)
+    chunks, draws = success.shape[1:]
+    if draws < 2:
+        return float("nan")
+    rate = success.mean(axis=2)
+    point = success.mean(axis=(1, 2))
+    # The variance of the chunks the policy samples there (ddof 1: these C are a sample of them).
+    between = rate.var(axis=1, ddof=1) - (rate * (1 - rate)).mean(axis=1) / (draws - 1)
+    # The outcome's variance at the point: around these C chunks' mean, plus that mean's own spread.
+    total = point * (1 - point) * chunks * draws / (chunks * draws - 1) + between / chunks
+    return float(between.sum() / total.sum()) if total.sum() > 0 else float("nan")
+
+
 def ranking_ceiling(returns) -> float:
     """Spearman's rank correlation a prediction made at the points can reach against single
     episodes, estimated from (points, repeats) returns: the mean over repeats r of the
