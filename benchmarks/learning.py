@@ -1,6 +1,7 @@
 """Figures of the learning core on this machine: run `python benchmarks/learning.py`.
 
   actor inference latency, batch 1, three images at the default size: p50 / p99 (goal p99 <= 30 ms)
+  one pre-training (BC) step with images, as `aloe train` takes it: median ms (what BC's minutes scale with)
   critic training throughput on cached features, chunk-transitions/s (goal >= 5,000/s)
   peak memory of one training step (behaviour cloning with images, the largest step)
 Each figure is the median over several runs; the threads are fixed (default 2) because
@@ -38,6 +39,30 @@ def actor_latency(model, config, calls: int = 200):
                 times.append(time.perf_counter() - start)
     times.sort()
     return 1000 * times[len(times) // 2], 1000 * times[int(len(times) * 0.99) - 1]
+
+
+def bc_step_ms(model, config, steps: int = 10) -> float:
+    """Median wall time of one BC step (forward, backward, Adam) on random images, batch of
+    batch_size / pretrain_noise_draws observations x the draws, as pre-training takes it."""
+    from aloe.learning.train import BehaviourCloning
+
+    m, draws = config.model, config.pretrain_noise_draws
+    b = max(1, config.batch_size // draws)
+    bc = BehaviourCloning(model.encoder, model.actor).train()
+    optimizer = torch.optim.Adam(bc.parameters())
+    batch = (torch.zeros(b, m.joint_dim), torch.randint(0, 255, (b, m.cameras, *m.image_size, 3), dtype=torch.uint8),
+             language_input(["put the phone in the box"] * b, m.language_tokens) if m.use_language else None,
+             torch.randn(b, m.horizon, m.action_dim), torch.ones(b, m.horizon, dtype=torch.bool))
+    times = []
+    for i in range(steps + 2):
+        start = time.perf_counter()
+        bc(*batch, draws=draws).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if i >= 2:  # warm-up steps excluded
+            times.append(time.perf_counter() - start)
+    bc.eval()
+    return 1000 * statistics.median(times)
 
 
 def critic_throughput(model, config, steps: int = 100, batch: int = 256, transitions: int = 4096):
@@ -98,6 +123,10 @@ def main() -> None:
     latencies = [actor_latency(model, config) for _ in range(args.runs)]
     print(f"actor chunk inference, batch 1: p50 {statistics.median(p for p, _ in latencies):.1f} ms, "
           f"p99 {statistics.median(q for _, q in latencies):.1f} ms (goal p99 <= 30 ms)")
+    steps = [bc_step_ms(model, config) for _ in range(args.runs)]
+    print(f"one BC step with images ({config.batch_size // config.pretrain_noise_draws} observations x {config.pretrain_noise_draws} draws): "
+          f"median {statistics.median(steps):.0f} ms (min {min(steps):.0f}, max {max(steps):.0f})")
+    model.eval()
     model.critic.train()
     rates = [critic_throughput(model, config) for _ in range(args.runs)]
     print(f"critic training on cached features: {statistics.median(rates):,.0f} chunk-transitions/s "
