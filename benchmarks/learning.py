@@ -61,7 +61,6 @@ def bc_step_ms(model, config, steps: int = 10) -> float:
         optimizer.zero_grad()
         if i >= 2:  # warm-up steps excluded
             times.append(time.perf_counter() - start)
-    bc.eval()
     return 1000 * statistics.median(times)
 
 

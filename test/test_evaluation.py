@@ -55,8 +55,7 @@ def test_the_share_a_start_decides_and_the_ranking_ceiling_are_recovered_from_re
 def test_the_share_a_first_chunk_decides_within_its_state_is_recovered_from_draws():
     """At each point half the chunks succeed with p 0.2 and half with 0.8 (around each
     point's own offset): the chunk decides about 0.36 of the variance within a point (0.09 of
-    about 0.25),
-    whatever the points' spread; chunks alike decide nothing."""
+    about 0.25), whatever the points' spread; chunks alike decide nothing."""
     from aloe.experiment.evaluation import chunk_decided_share
 
     generator = np.random.default_rng(0)

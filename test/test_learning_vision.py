@@ -104,7 +104,6 @@ def test_the_keypoints_are_placed_on_the_last_layers_map_of_the_strides_asked(st
 
 def test_encoder_strides_must_match_the_widths():
     from aloe.learning.config import ConfigError, from_dict
-
     from aloe.learning.networks import ObservationEncoder
 
     model = from_dict(TrainConfig, {"model": {"encoder_strides": [2, 2, 1]}}).model
