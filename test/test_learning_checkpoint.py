@@ -139,27 +139,31 @@ def test_a_device_that_cannot_run_the_policy_is_refused_by_name(trained, name, r
 
 
 def test_a_checkpoint_from_before_todays_model_defaults_loads_as_it_was_trained(tmp_path):
-    """Checkpoints saved before head_crop, random_shift and language_tokens existed do not
-    record them: they load with what they were trained with, not with today's defaults."""
+    """Checkpoints saved before head_crop, random_shift, language_tokens and encoder_strides
+    existed do not record them: they load with what they were trained with, not with today's
+    defaults (the strides change no weight's shape: a default there would load silently)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     from aloe.learning.config import ModelConfig
 
-    before = {"head_crop": [], "random_shift": 0, "language_tokens": False, "encoder_widths": [32, 64, 128]}
+    before = {"head_crop": [], "random_shift": 0, "language_tokens": False, "encoder_widths": [32, 64, 128],
+              "encoder_strides": []}
     today = ModelConfig()
-    assert (list(today.head_crop), today.random_shift, today.language_tokens, list(today.encoder_widths)) != tuple(before.values())
+    assert all((list(getattr(today, name)) if isinstance(value, list) else getattr(today, name)) != value
+               for name, value in before.items())
     config = from_dict(TrainConfig, {**TINY, "algo": "bc", "model": {**TINY["model"], **before}})
     checkpoint = train(config, synthetic.dataset(2, seed=0, image_size=config.model.image_size), progress=False)
     path = save_checkpoint(checkpoint, tmp_path / "model.safetensors")
     with safe_open(str(path), "pt") as handle:
         metadata = dict(handle.metadata())
     recorded = json.loads(metadata["config"])
-    for name in ("head_crop", "random_shift", "language_tokens"):
+    for name in ("head_crop", "random_shift", "language_tokens", "encoder_strides"):
         del recorded["model"][name]
     metadata["config"] = json.dumps(recorded)
     old = tmp_path / "old.safetensors"
     save_file(load_file(str(path)), str(old), metadata=metadata)
     loaded = load_checkpoint(old)  # the weights fit: an attention pool or wider encoder would not
     model = loaded.config.model
-    assert (model.head_crop, model.random_shift, model.language_tokens, model.encoder_widths) == ((), 0, False, (32, 64, 128))
+    assert (model.head_crop, model.random_shift, model.language_tokens, model.encoder_widths, model.encoder_strides) == \
+        ((), 0, False, (32, 64, 128), ())

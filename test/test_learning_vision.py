@@ -104,22 +104,29 @@ def test_the_keypoints_are_placed_on_the_last_layers_map_of_the_strides_asked(st
 
 def test_encoder_strides_must_match_the_widths():
     from aloe.learning.config import ConfigError, from_dict
-    from aloe.learning.networks import ObservationEncoder
+    from aloe.learning.networks import ImageEncoder, ObservationEncoder
 
-    model = from_dict(TrainConfig, {"model": {"encoder_strides": [2, 2, 1]}}).model
-    assert model.encoder_strides == (2, 2, 1)
-    assert tuple(ObservationEncoder(model).images.net(torch.zeros(1, 3, *model.image_size)).shape[-2:]) == (24, 32)
+    def cells(model):
+        return tuple(ObservationEncoder(model).images.net(torch.zeros(1, 3, *model.image_size)).shape[-2:])
+
+    assert cells(ModelConfig()) == (24, 32)  # the default keeps the last layer at stride 1
+    assert cells(from_dict(TrainConfig, {"model": {"encoder_strides": []}}).model) == (12, 16)
     with pytest.raises(ConfigError, match="encoder_strides must give 1 or 2 for each of the 3 encoder_widths"):
         from_dict(TrainConfig, {"model": {"encoder_strides": [2, 1]}})
     with pytest.raises(ConfigError, match="encoder_strides"):
         from_dict(TrainConfig, {"model": {"encoder_strides": [2, 2, 3]}})
+    # New widths without their strides: a message that names both, not a shorter network.
+    with pytest.raises(ConfigError, match="each of the 4 encoder_widths .*set it with the widths"):
+        from_dict(TrainConfig, {"model": {"encoder_widths": [16, 32, 64, 64]}})
+    with pytest.raises(ValueError, match="one stride per conv layer"):
+        ImageEncoder(4, (8, 8), strides=(2, 2, 1))
 
 
 def encoder_and_inputs(**overrides):
     from aloe.learning.networks import ObservationEncoder
 
     model = ModelConfig(image_size=SIZE, use_language=False, feature_dim=32, keypoints=4, encoder_widths=(8, 8),
-                        head_crop=(), random_shift=0, **overrides)
+                        encoder_strides=(), head_crop=(), random_shift=0, **overrides)
     torch.manual_seed(0)
     joints = torch.randn(4, model.joint_dim)
     images = torch.randint(0, 255, (4, 3, *SIZE, 3), dtype=torch.uint8)

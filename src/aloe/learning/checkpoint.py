@@ -101,7 +101,9 @@ def save_checkpoint(checkpoint: Checkpoint, path) -> Path:
 
 # Model settings that a checkpoint saved before they existed does not record, with the value
 # it was trained with: their defaults have changed since (the base-policy ladder).
-UNRECORDED_MODEL_SETTINGS = {"head_crop": (), "random_shift": 0, "language_tokens": False, "encoder_widths": (32, 64, 128)}
+# Strides change no weight's shape, so a missing entry there would load silently wrong.
+UNRECORDED_MODEL_SETTINGS = {"head_crop": (), "random_shift": 0, "language_tokens": False, "encoder_widths": (32, 64, 128),
+                             "encoder_strides": ()}
 
 
 def load_checkpoint(path, device: Optional[str] = None) -> Checkpoint:

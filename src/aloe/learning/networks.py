@@ -42,8 +42,11 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, keypoints: int, widths=(32, 64, 128), shift: int = 0, strides=()):
         super().__init__()
+        strides = tuple(strides) or (2,) * len(widths)
+        if len(strides) != len(widths):
+            raise ValueError(f"one stride per conv layer: {len(widths)} widths, {len(strides)} strides")
         layers, channels = [], 3
-        for width, stride in zip(widths, strides or (2,) * len(widths)):
+        for width, stride in zip(widths, strides):
             layers += [nn.Conv2d(channels, width, 3, stride=stride, padding=1), nn.GroupNorm(8, width), nn.SiLU()]
             channels = width
         layers += [nn.Conv2d(channels, keypoints, 1)]
