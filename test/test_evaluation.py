@@ -157,27 +157,30 @@ def test_a_recorded_deployment_is_the_episode_the_policy_drove(checkpoint, tmp_p
     from aloe.sim.env import SimRobot
 
     [result] = evaluate(checkpoint, ["insertion"], [parse_condition("train")], [100003], camera_every=10, record_to=tmp_path)
-    [episode] = load([episode_path(tmp_path, "insertion", 100003, "train")], image_size=(48, 64))
+    path = episode_path(tmp_path, "insertion", 100003, "train")
+    [episode] = load([path], image_size=(48, 64))
     assert len(episode) == round(result.sim_seconds / 0.02)
     assert episode.outcome == ("success" if result.success else "failure")
     assert not episode.operator.any()
     np.testing.assert_array_equal(episode.image_steps, np.arange(0, len(episode), 10))
     assert episode.images.shape == (len(episode.image_steps), 3, 48, 64, 3) and episode.images.std() > 0
+    with np.load(path) as saved:
+        commands = saved["actions"]  # as executed; `load` gives training float32
     robot = SimRobot((48, 64))
     try:
         robot.reset("insertion", 100003)
         replayed = []
-        for action in episode.actions:
+        for command in commands:
             replayed.append(robot.joint_positions())
-            robot.step(action)
+            robot.step(command)
+        outcome = "success" if robot.status().success else "failure"
     finally:
         robot.close()
-    # Saved as float32, the commands drift from the rollout's once contacts amplify the
-    # rounding (with today's default encoder after ~78 steps, at the grasp); in the first
-    # chunk's free motion they agree, and a command one step off would miss by the arms'
-    # motion per step.
-    np.testing.assert_allclose(np.array(replayed)[:50], episode.joints[:50], atol=1e-4)
-    assert np.abs(np.diff(episode.joints[:50], axis=0)).max() > 1e-3  # the policy moved the arms
+    # The whole episode, contacts included: a command one step off would miss by the arms'
+    # motion per step, and a rounded one would drift after the grasp.
+    np.testing.assert_allclose(np.array(replayed), episode.joints, atol=1e-4)
+    assert np.abs(np.diff(episode.joints, axis=0)).max() > 1e-3  # the policy moved the arms
+    assert outcome == episode.outcome
 
 
 def test_evaluate_refuses_a_missing_checkpoint_with_one_line(tmp_path, capsys):

@@ -72,7 +72,9 @@ class EpisodeRecording:
         instruction, stage_progress (T,), task, seed, variant."""
         steps = len(self.actions)
         return {
-            "joints": np.asarray(self.joints, dtype=np.float32), "actions": np.asarray(self.actions, dtype=np.float32),
+            # The commands exactly as executed (float64): replayed from the same scene they give
+            # the same episode, where float32's rounding grows into another one at the first contact.
+            "joints": np.asarray(self.joints, dtype=np.float32), "actions": np.asarray(self.actions, dtype=np.float64),
             "state": np.asarray(self.states, dtype=np.float32),
             "images": np.asarray(self.images, dtype=np.uint8) if self.images else np.zeros((0, 3, *render_size, 3), np.uint8),
             "image_steps": np.asarray(self.image_steps, dtype=np.int64), "operator": np.full(steps, operator),
