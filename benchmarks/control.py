@@ -106,6 +106,9 @@ def one_run(model: Path, folder: Path, seconds: float, run: int, camera_rate_hz:
             executor.spin_once(timeout_sec=0.05)
         return future.result()
 
+    # The policy loads its checkpoint after the other nodes are up (seconds on a loaded
+    # machine); an episode started before it is ready would have no policy in it.
+    call(node.create_client(Trigger, "/ctl/policy/ready"), Trigger.Request())
     call(node.create_client(StartEpisode, "/ctl/start_episode"), StartEpisode.Request(task="insertion", instruction="pack the phone"))
     spin_for(5.0)  # the policy's first chunks
     start = time.monotonic()
@@ -136,6 +139,9 @@ def one_run(model: Path, folder: Path, seconds: float, run: int, camera_rate_hz:
 
     # Per control step of the robot's clock (the sim's /clock, which the nodes run on): a
     # step is missed when no policy command for it reached `command`.
+    if not window:
+        raise SystemExit(f"run {run}: the policy published no command in {5 + seconds:g} s after the episode started; "
+                         "the graph's log ends:\n" + "\n".join(log.read_text().splitlines()[-30:]))
     steps = np.round(np.array([stamp for _, stamp in window.values()]) / 0.02).astype(int)
     span = int(steps.max() - steps.min() + 1)
     arrived = [(forwarded[key], stamp) for key, (_, stamp) in window.items() if key in forwarded]
