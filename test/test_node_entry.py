@@ -77,3 +77,45 @@ def test_a_node_whose_teardown_returns_says_nothing_of_it(ros_domain):
                                                                           "super().destroy_node()"))
     assert code == 0 and "not reached" in stdout, stderr
     assert "shutdown has not returned" not in stderr
+
+
+# A Ctrl-C that lands while rclpy deserialises a message comes out of pybind11 as a TypeError
+# caused by the KeyboardInterrupt (the recorder exited 1 so in CI). With the context down it
+# is the interrupt: exit 0. The same TypeError with the context still up is a real failure.
+INTERRUPT_IN_DESERIALISATION = """
+import rclpy
+from rclpy.node import Node
+from aloe.nodes.entry import spin
+
+SHUT_DOWN = {shut_down}
+
+class Deserialising(Node):
+    def __init__(self):
+        super().__init__("deserialising")
+        self.create_timer(0.01, self.on_message)
+
+    def on_message(self):
+        if SHUT_DOWN:
+            self.context.try_shutdown()
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise TypeError("Unable to convert function return value to a Python type!") from interrupt
+
+rclpy.init()
+spin(Deserialising())
+print("stopped cleanly")
+"""
+
+
+def test_a_ctrl_c_inside_deserialisation_ends_the_node_cleanly(ros_domain):
+    result = subprocess.run([sys.executable, "-c", INTERRUPT_IN_DESERIALISATION.format(shut_down=True)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "stopped cleanly" in result.stdout, result.stderr
+
+
+def test_a_type_error_with_the_context_up_is_a_failure(ros_domain):
+    result = subprocess.run([sys.executable, "-c", INTERRUPT_IN_DESERIALISATION.format(shut_down=False)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "stopped cleanly" not in result.stdout
+    assert "TypeError: Unable to convert" in result.stderr

@@ -129,12 +129,14 @@ def spin(node: Node, executor=None, on_start=None, teardown_limit_s: float = TEA
         rclpy.spin(node, executor)
     except (KeyboardInterrupt, ExternalShutdownException, WorkDone):
         pass
-    except RuntimeError:
+    except (RuntimeError, TypeError):
         # Ctrl-C shuts the context down, then raises KeyboardInterrupt. Landing in a
         # finaliser (which swallows it), it leaves the next wait an RCLError on the dead
         # context; landing inside rclpy's C++ message conversion, pybind11 reports it as a
-        # RuntimeError. Both are the interrupt, not a failure, once the context is down;
-        # rclpy's signal handling may shut it down a moment after the error (seen in CI).
+        # RuntimeError, or as a TypeError caused by the interrupt when it lands while a
+        # message is deserialised (the recorder, seen in CI). Each is the interrupt, not a
+        # failure, once the context is down; rclpy's signal handling may shut it down a
+        # moment after the error (seen in CI).
         if not _shut_down_within(1.0):
             raise
     finally:
