@@ -5,9 +5,16 @@ other bin ("wrong bin"), still near where it started ("untouched") or elsewhere
 
     .venv/bin/python benchmarks/sorting_failures.py runs/ladder/sorting/RUNG/model.safetensors --seeds 500-549
 
+With --flip-bins the policy is told the other bin for every object ("left" and "right"
+swapped in the instruction) while the task still judges by the scene's own bins: a policy
+that reads the bins from the instruction then puts the objects in the "wrong bin", one that
+ignores it keeps putting them where it would have.
+
 Training seeds only (the ladder's); the policy is run as `aloe.experiment.evaluation.rollout` runs it.
 """
 import argparse
+import dataclasses
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -27,10 +34,15 @@ def where(position, start, named_bin, other_bin, half_inner) -> str:
     return "untouched" if np.hypot(position[0] - start[0], position[1] - start[1]) < UNTOUCHED_M else "dropped"
 
 
+def flip_bins(instruction: str) -> str:
+    return re.sub(r"\b(left|right)\b", lambda m: "right" if m.group(1) == "left" else "left", instruction)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--seeds", default="500-519", help="first-last (default 500-519)")
+    parser.add_argument("--flip-bins", action="store_true", help="tell the policy the other bin for every object")
     args = parser.parse_args()
     first, last = (int(v) for v in args.seeds.split("-"))
     if last >= 100000:
@@ -48,7 +60,14 @@ def main() -> None:
     policy = Policy.load(args.checkpoint)
     session = SimSession(camera_rate_hz=0, scripted_operator=False)
     final = {}
-    end_episode = session.end_episode
+    end_episode, reset = session.end_episode, session.reset
+
+    def reset_with_flipped_bins(*args, **kwargs):  # the policy reads the scene rollout gets; the task keeps its own
+        scene = reset(*args, **kwargs)
+        return dataclasses.replace(scene, instruction=flip_bins(scene.instruction))
+
+    if args.flip_bins:
+        session.reset = reset_with_flipped_bins
 
     def end_and_keep_state():  # the objects as the episode left them
         final["state"], final["scene"] = session.robot.object_state(), session.robot.scene
