@@ -33,6 +33,11 @@ class ModelConfig:
     # The instruction as its token vectors, attended over by learned queries, instead of
     # their mean: the mean all but erases which bin each of sorting's objects goes to.
     language_tokens: bool = True
+    language_queries: int = 4  # learned queries over the instruction's tokens
+    # Each query also carries a projection of what the robot sees and feels (joints and
+    # images), so the instruction is read for the current state: which phrase names the
+    # object in the gripper, rather than all phrases at once for the actor to pick from.
+    language_state_query: bool = False
     feature_dim: int = 256  # observation embedding shared by actor and critic
     keypoints: int = 32  # spatial-softmax keypoints per camera
     encoder_widths: tuple = (16, 32, 64)  # channels of the conv layers, shared by the cameras
