@@ -54,20 +54,26 @@ def sorting_instructions(colour_sets):
     return texts, torch.tensor(right)
 
 
-def test_attention_over_tokens_reads_each_objects_bin_from_unseen_instructions():
-    """What sorting needs from language: the bin of the first, second and third object named.
-    Trained on 180 instructions, the token path must read them off 120 it never saw."""
-    torch.manual_seed(0)
+def held_out_sorting_tokens():
+    """Token vectors and bins of 180 sorting instructions to train on and 120 others to test
+    on, with colour sets the training part never saw."""
     colour_sets = list(itertools.permutations(COLOURS, 3))
     random.Random(0).shuffle(colour_sets)
     encoder = language_encoder()
     train_texts, train_bins = sorting_instructions(colour_sets[:30])
     test_texts, test_bins = sorting_instructions(colour_sets[30:50])
-    train_tokens, test_tokens = encoder.tokens(train_texts), encoder.tokens(test_texts)
+    return (encoder.tokens(train_texts), train_bins), (encoder.tokens(test_texts), test_bins)
+
+
+def test_attention_over_tokens_reads_each_objects_bin_from_unseen_instructions():
+    """What sorting needs from language: the bin of the first, second and third object named.
+    Trained on 180 instructions, the token path must read them off 120 it never saw."""
+    torch.manual_seed(0)
+    (train_tokens, train_bins), (test_tokens, test_bins) = held_out_sorting_tokens()
     pool, head = TokenAttentionPool(32), torch.nn.Linear(32, 3)
     optimizer = torch.optim.Adam([*pool.parameters(), *head.parameters()], 3e-4)
     for _ in range(1500):
-        rows = torch.randint(len(train_texts), (32,))
+        rows = torch.randint(len(train_bins), (32,))
         logits = head(torch.relu(pool(train_tokens[0][rows], train_tokens[1][rows])))
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, train_bins[rows])
         optimizer.zero_grad()
@@ -79,31 +85,25 @@ def test_attention_over_tokens_reads_each_objects_bin_from_unseen_instructions()
     assert accuracy >= 0.9, f"held-out bins read correctly: {accuracy:.3f}"
 
 
-
 def test_a_state_conditioned_query_reads_the_bin_of_the_object_the_state_names():
     """With a state the queries are steered by it: the pool's output alone answers "which bin
     for the object the state names" (one of three, one-hot) on instructions it never saw.
     A pool that dropped the state could not know which object is asked about: the best
     answer the same for all three objects is right for two of them (both bins are used)."""
     torch.manual_seed(0)
-    colour_sets = list(itertools.permutations(COLOURS, 3))
-    random.Random(0).shuffle(colour_sets)
-    encoder = language_encoder()
-    train_texts, train_bins = sorting_instructions(colour_sets[:30])
-    test_texts, test_bins = sorting_instructions(colour_sets[30:50])
-    train_tokens, test_tokens = encoder.tokens(train_texts), encoder.tokens(test_texts)
+    (train_tokens, train_bins), (test_tokens, test_bins) = held_out_sorting_tokens()
     pool, head = TokenAttentionPool(32, state=3), torch.nn.Linear(32, 1)
     optimizer = torch.optim.Adam([*pool.parameters(), *head.parameters()], 3e-4)
     held = torch.eye(3)
     for _ in range(1500):
-        rows, objects = torch.randint(len(train_texts), (32,)), torch.randint(3, (32,))
+        rows, objects = torch.randint(len(train_bins), (32,)), torch.randint(3, (32,))
         logits = head(torch.relu(pool(train_tokens[0][rows], train_tokens[1][rows], state=held[objects])))[:, 0]
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, train_bins[rows, objects])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     with torch.no_grad():
-        predicted = torch.stack([head(torch.relu(pool(*test_tokens, state=held[k].expand(len(test_texts), 3))))[:, 0] > 0
+        predicted = torch.stack([head(torch.relu(pool(*test_tokens, state=held[k].expand(len(test_bins), 3))))[:, 0] > 0
                                  for k in range(3)], dim=1)
     accuracy = (predicted.float() == test_bins).float().mean().item()
     assert accuracy >= 0.9, f"held-out bins read for the object the state names: {accuracy:.3f}"
