@@ -23,15 +23,15 @@ import numpy as np
 UNTOUCHED_M = 0.02  # an object within this of its start never left the table's slot
 
 
-def where(position, start, named_bin, other_bin, half_inner) -> str:
-    def inside(centre):
-        return abs(position[0] - centre[0]) < half_inner and abs(position[1] - centre[1]) < half_inner
-
-    if inside(named_bin):
+def where(task, data, scene, obj, target) -> str:
+    """Judged as the task judges success (`Sorting.in_bin`), so "ok" counts match its stages."""
+    other = "left" if target == "right" else "right"
+    if task.in_bin(data, obj.name, scene.containers[f"{target}_bin"]):
         return "ok"
-    if inside(other_bin):
+    if task.in_bin(data, obj.name, scene.containers[f"{other}_bin"]):
         return "wrong bin"
-    return "untouched" if np.hypot(position[0] - start[0], position[1] - start[1]) < UNTOUCHED_M else "dropped"
+    position = data.body(obj.name).xpos
+    return "untouched" if np.hypot(position[0] - obj.pose[0], position[1] - obj.pose[1]) < UNTOUCHED_M else "dropped"
 
 
 def flip_bins(instruction: str) -> str:
@@ -69,22 +69,19 @@ def main() -> None:
     if args.flip_bins:
         session.reset = reset_with_flipped_bins
 
-    def end_and_keep_state():  # the objects as the episode left them
-        final["state"], final["scene"] = session.robot.object_state(), session.robot.scene
+    def end_and_judge_places():  # where the objects lie as the episode left them
+        robot = session.robot
+        final["places"] = [where(task, robot.data, robot.scene, obj, target)
+                           for obj, target in zip(robot.scene.objects, robot.scene.extra["targets"])]
         return end_episode()
 
-    session.end_episode = end_and_keep_state
+    session.end_episode = end_and_judge_places
     counts = Counter()
     print("seed  success  stages              objects in the instruction's order")
     for seed in range(first, last + 1):
         result = rollout(policy, session, "sorting", seed, Condition("train"))
-        state, scene = final["state"], final["scene"]
-        places = []
-        for i, (obj, target) in enumerate(zip(scene.objects, scene.extra["targets"])):
-            other = "left" if target == "right" else "right"
-            place = where(state[9 * i: 9 * i + 3], obj.pose[:2], task.bins[target], task.bins[other], task.inner[0])
-            places.append(place)
-            counts[place] += 1
+        places = final["places"]
+        counts.update(places)
         print(f"{seed:4d}  {str(result.success):7s}  {result.stages_reached or '-':18s}  {', '.join(places)}", flush=True)
     session.close()
     print("objects over all seeds: " + ", ".join(f"{name} {counts[name]}" for name in ("ok", "wrong bin", "dropped", "untouched")))

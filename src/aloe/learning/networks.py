@@ -126,11 +126,12 @@ class ObservationEncoder(nn.Module):
             batch, cameras = images.shape[:2]
             per_camera = self.images(images.flatten(0, 1)).view(batch, cameras, -1) + self.camera_embedding
             parts.append(per_camera.flatten(1))
-        if self.config.use_language and not self.config.language_tokens:
-            parts.append(self.language(language))
-        elif self.config.use_language:
-            state = torch.cat(parts, dim=-1) if self.config.language_state_query else None
-            parts.append(self.language(*language, state=state))
+        if self.config.use_language:
+            if self.config.language_tokens:
+                state = torch.cat(parts, dim=-1) if self.config.language_state_query else None
+                parts.append(self.language(*language, state=state))
+            else:
+                parts.append(self.language(language))
         return self.fuse(torch.cat(parts, dim=-1))
 
 
