@@ -138,13 +138,30 @@ def test_a_device_that_cannot_run_the_policy_is_refused_by_name(trained, name, r
     assert Policy.load(path, "cpu").device == torch.device("cpu")
 
 
+def load_without_recorded(tmp_path, model_settings: dict, unrecorded: tuple):
+    """Train and save a tiny checkpoint with `model_settings`, then strip `unrecorded` from
+    its recorded config (as a checkpoint saved before they existed) and load it."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    config = from_dict(TrainConfig, {**TINY, "algo": "bc", "model": {**TINY["model"], **model_settings}})
+    checkpoint = train(config, synthetic.dataset(2, seed=0, image_size=config.model.image_size), progress=False)
+    path = save_checkpoint(checkpoint, tmp_path / "model.safetensors")
+    with safe_open(str(path), "pt") as handle:
+        metadata = dict(handle.metadata())
+    recorded = json.loads(metadata["config"])
+    for name in unrecorded:
+        del recorded["model"][name]
+    metadata["config"] = json.dumps(recorded)
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(str(path)), str(old), metadata=metadata)
+    return load_checkpoint(old)
+
+
 def test_a_checkpoint_from_before_todays_model_defaults_loads_as_it_was_trained(tmp_path):
     """Checkpoints saved before head_crop, random_shift, language_tokens and encoder_strides
     existed do not record them: they load with what they were trained with, not with today's
     defaults (the strides change no weight's shape: a default there would load silently)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     from aloe.learning.config import ModelConfig
 
     before = {"head_crop": [], "random_shift": 0, "language_tokens": False, "encoder_widths": [32, 64, 128],
@@ -152,18 +169,17 @@ def test_a_checkpoint_from_before_todays_model_defaults_loads_as_it_was_trained(
     today = ModelConfig()
     assert all((list(getattr(today, name)) if isinstance(value, list) else getattr(today, name)) != value
                for name, value in before.items())
-    config = from_dict(TrainConfig, {**TINY, "algo": "bc", "model": {**TINY["model"], **before}})
-    checkpoint = train(config, synthetic.dataset(2, seed=0, image_size=config.model.image_size), progress=False)
-    path = save_checkpoint(checkpoint, tmp_path / "model.safetensors")
-    with safe_open(str(path), "pt") as handle:
-        metadata = dict(handle.metadata())
-    recorded = json.loads(metadata["config"])
-    for name in ("head_crop", "random_shift", "language_tokens", "encoder_strides"):
-        del recorded["model"][name]
-    metadata["config"] = json.dumps(recorded)
-    old = tmp_path / "old.safetensors"
-    save_file(load_file(str(path)), str(old), metadata=metadata)
-    loaded = load_checkpoint(old)  # the weights fit: an attention pool or wider encoder would not
-    model = loaded.config.model
+    # the weights fit: an attention pool or wider encoder would not
+    model = load_without_recorded(tmp_path, before, ("head_crop", "random_shift", "language_tokens", "encoder_strides")).config.model
     assert (model.head_crop, model.random_shift, model.language_tokens, model.encoder_widths, model.encoder_strides) == \
         ((), 0, False, (32, 64, 128), ())
+
+
+def test_a_token_checkpoint_from_before_the_steered_pool_loads_without_it(tmp_path):
+    """A token-language checkpoint saved before language_state_query existed has an unsteered
+    pool: it loads as one, not with today's steered default (whose weights would not fit)."""
+    from aloe.learning.config import ModelConfig
+
+    assert ModelConfig().language_tokens and ModelConfig().language_state_query
+    loaded = load_without_recorded(tmp_path, {"language_state_query": False}, ("language_state_query",))
+    assert loaded.config.model.language_tokens and not loaded.config.model.language_state_query

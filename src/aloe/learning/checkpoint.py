@@ -103,7 +103,7 @@ def save_checkpoint(checkpoint: Checkpoint, path) -> Path:
 # it was trained with: their defaults have changed since (the base-policy ladder).
 # Strides change no weight's shape, so a missing entry there would load silently wrong.
 UNRECORDED_MODEL_SETTINGS = {"head_crop": (), "random_shift": 0, "language_tokens": False, "encoder_widths": (32, 64, 128),
-                             "encoder_strides": ()}
+                             "encoder_strides": (), "language_state_query": False}
 
 
 def load_checkpoint(path, device: Optional[str] = None) -> Checkpoint:
