@@ -7,6 +7,8 @@ from aloe.sim import TASK_NAMES
 from aloe.sim.disturbances import DisturbanceError, parse_disturbances
 from aloe.sim.env import SimError, SimRobot
 from aloe.sim.operator import make_operator
+from aloe.graph.topics import CAMERAS
+from aloe.sim.scene import CAMERAS as SIM_CAMERAS
 from aloe.sim.scene import DOF, HOME, UPPER
 from aloe.sim.tasks import TASKS
 
@@ -159,3 +161,15 @@ def test_a_waiting_operator_repeats_its_command_and_then_goes_on_from_there():
         assert np.max(np.abs(acting[-1] - waiting[0])) > 0.05  # it plans again once released
     finally:
         session.close()
+
+
+def test_in_process_images_stack_the_cameras_in_the_topic_contracts_order():
+    # Demonstrations and evaluations in process stack the simulator's renders in
+    # aloe.sim.scene.CAMERAS order; bags from the graph in the topic contract's. A policy trained on
+    # one and run on the other sees its cameras swapped if the two orders ever part.
+    robot = SimRobot()
+    try:
+        robot.reset("insertion", 0)
+        assert tuple(robot.render()) == tuple(SIM_CAMERAS) == CAMERAS
+    finally:
+        robot.close()

@@ -94,9 +94,9 @@ def save_recording(arrays: dict, path: Path) -> Path:
 
 def demonstrate(task: str, seed: int, variant: str = "train", render_size=RENDER_SIZE, camera_every: int = CAMERA_EVERY) -> dict:
     """One scripted episode as `EpisodeRecording.arrays`, the operator driving every step."""
-    from aloe.graph.topics import CAMERAS
     from aloe.sim.env import SimRobot
     from aloe.sim.operator import make_operator
+    from aloe.sim.scene import CAMERAS
 
     robot = SimRobot(render_size)
     try:

@@ -25,8 +25,8 @@ import numpy as np
 
 from aloe.control.chunking import Chunk, ChunkExecutor
 from aloe.control.command_arbiter import ARM_LOWER, ARM_MAX_VELOCITY, ARM_UPPER, POLICY, Command, CommandArbiter, JointLimits
-from aloe.graph.topics import CAMERAS
 from aloe.sim.env import CONTROL_DT
+from aloe.sim.scene import CAMERAS
 from aloe.sim.tasks import TASKS, VARIANTS
 
 

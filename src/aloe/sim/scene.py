@@ -36,6 +36,8 @@ PHYSICS_DT = 0.002
 TABLE_TOP_Z = 0.0
 # Tool centre point: between the finger pads, in the gripper link's frame.
 TCP_OFFSET = np.array([0.13, 0.0, 0.0])
+# Our camera names (in the order images are stacked, the same as the topic contract's
+# aloe.graph.topics.CAMERAS) and the MJCF cameras that render them.
 CAMERAS = {"head": "top", "left_wrist": "left_wrist", "right_wrist": "right_wrist"}
 
 
