@@ -37,9 +37,11 @@ class ModelConfig:
     # Each query also carries a projection of what the robot sees and feels (joints and
     # images), so the instruction is read for the current state: which phrase names the
     # object in the gripper, rather than all phrases at once for the actor to pick from.
-    # It cut sorting's objects put in the wrong bin from 108 of 300 to 23 and lifted BC from
-    # images on training seeds (docs/results.md, "A language path steered by the state").
-    language_state_query: bool = True
+    # It cut sorting's objects put in the wrong bin from 108 of 300 to 23 and lifted sorting's
+    # BC from images, but cost insertion and drawer from images (same demonstrations and
+    # seed: 28/50 against 43/50, 16/50 against 37/50), so it is off unless asked for
+    # (docs/results.md, "A language path steered by the state" and after).
+    language_state_query: bool = False
     feature_dim: int = 256  # observation embedding shared by actor and critic
     keypoints: int = 32  # spatial-softmax keypoints per camera
     encoder_widths: tuple = (16, 32, 64)  # channels of the conv layers, shared by the cameras
