@@ -29,9 +29,9 @@ prepare() {
   mkdir -p /tmp/offline-apt-lists/partial
   apt-get "${apt_options[@]}" update -qq
   (cd "$OFFLINE/gl" && apt-get "${apt_options[@]}" download libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 2>/dev/null)
-  # The simulator reads gym-aloha's assets without importing it.
+  # The simulator reads gym-aloha's assets without importing it: the package's files suffice.
   local aloha
-  aloha=$(.venv/bin/python -c "import importlib.util; print(importlib.util.find_spec('gym_aloha').submodule_search_locations[0])")
+  aloha=$(.venv/bin/python -c "from aloe.sim.scene import assets_dir; print(assets_dir().parent)")
   cp -r "$aloha" "$OFFLINE/site/" && find "$OFFLINE/site" -name __pycache__ -prune -exec rm -rf {} +
   .venv/bin/python benchmarks/offline_minilm.py reduce "$OFFLINE/site"
   du -sh "$OFFLINE"

@@ -3,11 +3,11 @@ task detectors and the scripted operator."""
 import numpy as np
 import pytest
 
+from aloe.graph.topics import CAMERAS
 from aloe.sim import TASK_NAMES
 from aloe.sim.disturbances import DisturbanceError, parse_disturbances
 from aloe.sim.env import SimError, SimRobot
 from aloe.sim.operator import make_operator
-from aloe.graph.topics import CAMERAS
 from aloe.sim.scene import CAMERAS as SIM_CAMERAS
 from aloe.sim.scene import DOF, HOME, UPPER
 from aloe.sim.tasks import TASKS
