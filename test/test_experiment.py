@@ -124,3 +124,34 @@ def test_rounds_0_is_demonstrations_bc_and_its_evaluation_on_every_condition(tmp
     config_file.write_text(config_file.read_text().replace("rounds: 0", "rounds: -1"))
     with pytest.raises(ConfigError, match="rounds must be 0"):
         load_config(config_file)
+
+
+def test_task_training_gives_one_task_its_own_training_settings_over_the_shared_ones(tmp_path):
+    config_file = tmp_path / "tasks.yaml"
+    train = yaml.safe_load(Path("test/tiny_train.yaml").read_text())
+    config_file.write_text(Path("config/experiment-smoke.yaml").read_text()
+                           .replace("tasks: [insertion]", "tasks: [insertion, sorting]")
+                           .replace("../test/tiny_train.yaml", str(Path("test/tiny_train.yaml").resolve()))
+                           + "task_training:\n  sorting: {model: {language_state_query: true}, seed: 3}\n")
+    experiment = Experiment(load_config(config_file), tmp_path / "exp")
+    (tmp_path / "exp").mkdir()
+    experiment.write_provenance()
+    own = tmp_path / "exp" / "train-config-sorting.yaml"
+    for step in experiment.steps():
+        if " training" in step.name or "pre-training" in step.name:
+            given = step.command[step.command.index("--config") + 1]
+            assert given == (str(own) if step.name.startswith("sorting") else str(Path("test/tiny_train.yaml").resolve())), step.name
+    sorting = yaml.safe_load(own.read_text())
+    # sorting's own settings lie over the shared ones; the rest of the shared ones stay
+    assert sorting["model"] == {**train.get("model", {}), "language_state_query": True} and sorting["seed"] == 3
+    assert {k: v for k, v in sorting.items() if k not in ("model", "seed")} == {k: v for k, v in train.items() if k not in ("model", "seed")}
+    # a resumed run reads its config from the results folder and lays the same settings over
+    resumed = Experiment(load_config(tmp_path / "exp" / "config.yaml"), tmp_path / "exp")
+    resumed.write_provenance()
+    assert yaml.safe_load(own.read_text()) == sorting
+
+    for bad, message in (("  drawers: {seed: 1}\n", r"unknown tasks \['drawers'\]"),
+                         ("  sorting: {model: {language_query: true}}\n", r"task_training.sorting.model: unknown key language_query")):
+        config_file.write_text(config_file.read_text().split("task_training:\n")[0] + "task_training:\n" + bad)
+        with pytest.raises(ConfigError, match=message):
+            load_config(config_file)

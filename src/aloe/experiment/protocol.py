@@ -31,7 +31,7 @@ from typing import Optional
 import yaml
 
 from aloe.experiment.process_memory import PeakTreeMemory
-from aloe.learning.config import ALGORITHMS, ConfigError, from_dict
+from aloe.learning.config import ALGORITHMS, ConfigError, TrainConfig, from_dict
 from aloe.sim.tasks import TASKS
 
 
@@ -55,6 +55,9 @@ class ExperimentConfig:
     takeover_below: Optional[float] = None  # critic takeover threshold (pessimistic Q)
     real_time_factor: float = 0.0  # simulator pace in the recorded graphs (0: as fast as it can)
     train_config: str = ""  # TrainConfig YAML for every training (relative to the config file)
+    # Per task, TrainConfig fields laid over train_config's for that task's trainings, e.g.
+    # {sorting: {model: {language_state_query: true}}}: a setting that helps one task only.
+    task_training: dict = field(default_factory=dict)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
 
 
@@ -80,7 +83,30 @@ def load_config(path: Path) -> ExperimentConfig:
         if not train_config.is_file():
             raise ConfigError(f"{path}: train_config {config.train_config} not found (relative to the config file)")
         config.train_config = str(train_config)
+    for task, settings in training_settings(config).items():
+        from_dict(TrainConfig, settings, f"{path}: task_training.{task}")  # refused here, not hours later by aloe train
     return config
+
+
+def training_settings(config: ExperimentConfig) -> dict:
+    """The TrainConfig fields of each task in `task_training`: train_config's, its own over them."""
+    if not isinstance(config.task_training, dict):
+        raise ConfigError(f"task_training: expected a mapping of tasks to training settings, got {config.task_training!r}")
+    unknown = [t for t in config.task_training if t not in TASKS]
+    if unknown:
+        raise ConfigError(f"task_training: unknown tasks {unknown} (tasks: {', '.join(TASKS)})")
+    base = (yaml.safe_load(Path(config.train_config).read_text()) or {}) if config.train_config else {}
+    return {task: laid_over(base, settings or {}, f"task_training.{task}") for task, settings in config.task_training.items()}
+
+
+def laid_over(base: dict, settings: dict, where: str) -> dict:
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{where}: expected a mapping of training settings, got {settings!r}")
+    merged = dict(base)
+    for key, value in settings.items():
+        nested = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = laid_over(base[key], value, f"{where}.{key}") if nested else value
+    return merged
 
 
 CLI = (sys.executable, "-m", "aloe.cli")  # every step is an `aloe` command in a process of its own
@@ -110,11 +136,19 @@ class Experiment:
     def evaluation_dir(self, task: str, round_: int, algo: str) -> Path:
         return self.out / task / "evaluation" / f"round{round_}" / algo
 
+    def task_train_config(self, task: str) -> Optional[Path]:
+        """The training settings file of a task's trainings: its own beside the results where
+        `task_training` names it (written with the provenance), else train_config's."""
+        if task in self.config.task_training:
+            return self.out / f"train-config-{task}.yaml"
+        return Path(self.config.train_config) if self.config.train_config else None
+
     def steps(self) -> list:
         c, python = self.config, list(CLI)
-        train_options = ["--config", c.train_config] if c.train_config else []
         steps = []
         for task in c.tasks:
+            train_file = self.task_train_config(task)
+            train_options = ["--config", str(train_file)] if train_file else []
             demos = self.bag_folders(task, 0)[0]
             steps.append(Step(f"{task}: demonstrations", demos, python + [
                 "record", "--task", task, "--episodes", str(c.demonstrations), "--out", str(demos), "--first-seed", "0",
@@ -246,7 +280,8 @@ class Experiment:
 
     def write_provenance(self) -> None:
         """The exact config, the training settings it names and the versions of what ran
-        (first run; a resumed run must have the same config and training settings)."""
+        (first run; a resumed run must have the same config and training settings), and
+        each task's own training settings where `task_training` gives them."""
         config_file, train_file = self.out / "config.yaml", self.out / "train-config.yaml"
         config = json.loads(json.dumps(asdict(self.config)))  # tuples as lists, as YAML reads them back
         if self.config.train_config:
@@ -260,9 +295,14 @@ class Experiment:
             if (yaml.safe_load(train_file.read_text()) if train_file.exists() else {}) != train:
                 raise ConfigError(f"{self.out} holds an experiment with another training config ({train_file}); "
                                   "use a new --out or the same config to resume")
-            return
-        config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-        train_file.write_text(yaml.safe_dump(train, sort_keys=False))
+        else:
+            config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+            train_file.write_text(yaml.safe_dump(train, sort_keys=False))
+            self.write_versions()
+        for task, settings in training_settings(self.config).items():
+            self.task_train_config(task).write_text(yaml.safe_dump(settings, sort_keys=False))
+
+    def write_versions(self) -> None:
         from importlib.metadata import PackageNotFoundError, version
 
         versions = {"python": platform.python_version(), "machine": platform.platform(), "cpus": os.cpu_count()}
