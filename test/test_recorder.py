@@ -52,6 +52,19 @@ def test_episode_log_counts_interventions_and_policy_versions():
     assert meta["task"] == "insertion" and meta["outcome"] == "failure" and meta["command_steps"] == 28
 
 
+
+def test_episode_log_leaves_out_commands_stamped_after_the_end_event():
+    # The operator takes over at the last ticks, then the policy's and the operator's commands
+    # for ticks after the end arrive before the end event: not the episode's steps.
+    log = EpisodeLog({"episode_id": "e2", "task": "drawer"})
+    sources = [0] * 20 + [1] * 5 + [0] * 3 + [1] * 2  # ticks 0..29; the episode ends at tick 24
+    for tick, source in enumerate(sources):
+        log.on_command(tick * 0.02, source, "" if source else "v1" if tick < 20 else "v2", stamp_ns=tick * 20_000_000)
+    meta = log.metadata("success", "all stages done", end_s=0.6, end_stamp_ns=24 * 20_000_000)
+    assert meta["command_steps"] == 25 and meta["policy_versions"] == "v1"
+    assert meta["interventions"] == 1 and meta["intervention_seconds"] == "0.20"  # open until end_s
+    assert log.metadata("truncated", "stopped", end_s=0.6)["command_steps"] == 30  # no end event: every command
+
 WRITER = textwrap.dedent(
     """
     import os, signal, sys

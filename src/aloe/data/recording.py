@@ -158,30 +158,34 @@ class EpisodeLog:
 
     def __init__(self, start_event: dict):
         self.start = start_event  # episode_id, task, instruction, seed, variant
-        self.interventions = []  # [start s, end s] of each stretch the operator drove
-        self.policy_versions = []
-        self.steps = 0
+        self.commands = []  # (stamp ns, received s, source, policy version) of each command step
 
-    def on_command(self, time_s: float, source: int, policy_version: str) -> None:
-        self.steps += 1
-        operator_driving = bool(self.interventions) and self.interventions[-1][1] is None
-        if source == OPERATOR and not operator_driving:
-            self.interventions.append([time_s, None])
-        elif source == POLICY and operator_driving:
-            # Only the policy driving again ends the stretch: a HOLD inside it is the mux
-            # holding for an operator whose sample came late, still the operator's control.
-            self.interventions[-1][1] = time_s
-        if policy_version and policy_version not in self.policy_versions:
-            self.policy_versions.append(policy_version)
+    def on_command(self, time_s: float, source: int, policy_version: str, stamp_ns: int = 0) -> None:
+        self.commands.append((stamp_ns, time_s, source, policy_version))
 
-    def metadata(self, outcome: str, reason: str, end_s: float) -> dict:
-        lengths = [(end if end is not None else end_s) - start for start, end in self.interventions]
+    def metadata(self, outcome: str, reason: str, end_s: float, end_stamp_ns: int = 0) -> dict:
+        """end_stamp_ns: the end event's stamp. Commands stamped after it reach the recorder
+        before the event does (another topic), but are not the episode's: the reading of the bag
+        drops them too. Unstamped commands count."""
+        commands = [c for c in self.commands if not end_stamp_ns or c[0] <= end_stamp_ns]
+        interventions, policy_versions = [], []  # [start s, end s] of each stretch the operator drove
+        for _, time_s, source, policy_version in commands:
+            operator_driving = bool(interventions) and interventions[-1][1] is None
+            if source == OPERATOR and not operator_driving:
+                interventions.append([time_s, None])
+            elif source == POLICY and operator_driving:
+                # Only the policy driving again ends the stretch: a HOLD inside it is the mux
+                # holding for an operator whose sample came late, still the operator's control.
+                interventions[-1][1] = time_s
+            if policy_version and policy_version not in policy_versions:
+                policy_versions.append(policy_version)
+        lengths = [(end if end is not None else end_s) - start for start, end in interventions]
         return {
             **self.start,
             "outcome": outcome,
             "reason": reason,
-            "command_steps": self.steps,
-            "policy_versions": ",".join(self.policy_versions),
+            "command_steps": len(commands),
+            "policy_versions": ",".join(policy_versions),
             "interventions": len(lengths),
             "intervention_seconds": ",".join(f"{length:.2f}" for length in lengths),
         }

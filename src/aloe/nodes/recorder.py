@@ -119,7 +119,7 @@ class Recorder(Node):
     def write(self, name: str, data: bytes, log_ns: int) -> None:
         if name == self.command_topic:
             command = deserialize_message(data, JointCommand)
-            self.log.on_command(log_ns * 1e-9, command.source, command.policy_version)
+            self.log.on_command(log_ns * 1e-9, command.source, command.policy_version, Time.from_msg(command.header.stamp).nanoseconds)
         try:
             self.bag.write(name, log_ns, data)
         except RecordingError as error:
@@ -137,7 +137,7 @@ class Recorder(Node):
         elif self.bag is not None and event.episode_id == self.log.start["episode_id"]:
             self.write(self.episode_topic, serialize_message(event), self.now_ns())
             if self.bag is not None:
-                self.finish(OUTCOME_NAMES[event.kind], event.reason)
+                self.finish(OUTCOME_NAMES[event.kind], event.reason, Time.from_msg(event.header.stamp).nanoseconds)
 
     def start(self, event: EpisodeEvent) -> None:
         path = self.out_dir / event.episode_id
@@ -160,11 +160,11 @@ class Recorder(Node):
             f"recording {event.episode_id} ({event.task}) to {path}" + (f", {len(early)} messages from before its START" if early else "")
         )
 
-    def finish(self, outcome: str, reason: str) -> None:
+    def finish(self, outcome: str, reason: str, end_stamp_ns: int = 0) -> None:
         bag, log = self.bag, self.log
         self.bag, self.log = None, None
         try:
-            bag.close(log.metadata(outcome, reason, self.now_ns() * 1e-9))
+            bag.close(log.metadata(outcome, reason, self.now_ns() * 1e-9, end_stamp_ns))
         except RecordingError as error:
             self.get_logger().error(f"recording stopped: {error}")
             return
