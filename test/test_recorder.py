@@ -52,7 +52,6 @@ def test_episode_log_counts_interventions_and_policy_versions():
     assert meta["task"] == "insertion" and meta["outcome"] == "failure" and meta["command_steps"] == 28
 
 
-
 def test_episode_log_leaves_out_commands_stamped_after_the_end_event():
     # The operator takes over at the last ticks, then the policy's and the operator's commands
     # for ticks after the end arrive before the end event: not the episode's steps.
@@ -64,6 +63,7 @@ def test_episode_log_leaves_out_commands_stamped_after_the_end_event():
     assert meta["command_steps"] == 25 and meta["policy_versions"] == "v1"
     assert meta["interventions"] == 1 and meta["intervention_seconds"] == "0.20"  # open until end_s
     assert log.metadata("truncated", "stopped", end_s=0.6)["command_steps"] == 30  # no end event: every command
+
 
 WRITER = textwrap.dedent(
     """
